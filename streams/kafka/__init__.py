@@ -1,0 +1,1 @@
+"""Kafka: topic definitions, clients and the local broker launcher."""

@@ -1,0 +1,72 @@
+"""One settings object, read from ``OVERSEER_*`` environment variables.
+
+Nothing reads the environment at import time: the CLI builds a
+:class:`Settings` and passes it down.
+
+>>> s = Settings(kafka_bootstrap="127.0.0.1:9092")
+>>> s.clickhouse_dsn.startswith("chdb:///")
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OVERSEER_", extra="ignore")
+
+    home: Path = Field(default=Path(".overseer"), description="local state: Kafka data, embedded ClickHouse, keys")
+    cache_dir: Path = Field(default=Path(".cache"), description="resolved Kafka jars")
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; None = local launcher")
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    topic_min_insync: int = Field(default=1, ge=1)
+    topic_prefix: str = "overseer"
+
+    # ClickHouse
+    clickhouse_dsn: str = ""
+    clickhouse_username: str | None = None
+    clickhouse_password: SecretStr | None = None
+
+    # worker
+    app_id: str = "overseer"
+    worker_web_port: int = 6066
+    worker_web_host: str = "127.0.0.1"
+    batch_max: int = Field(default=2000, ge=1, description="Kafka messages per detect batch")
+    batch_within_s: float = Field(default=0.2, gt=0)
+    max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger messages are dead-lettered")
+    allowed_lateness_s: float = Field(default=60.0, ge=0)
+    rules_paths: list[Path] = Field(default_factory=list, description="rule files/dirs; empty = built-in packs")
+    sink_retry_max_s: float = Field(default=30.0, gt=0)
+
+    # kill-switch
+    signing_key_path: Path | None = None
+    signing_key_id: str = "local-dev-1"
+    lease_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
+        if not self.clickhouse_dsn:
+            self.clickhouse_dsn = f"chdb:///{(self.home / 'clickhouse').resolve()}"
+        if self.signing_key_path is None:
+            self.signing_key_path = self.home / "keys" / "killswitch-ed25519.pem"
+        return self
+
+    def topic(self, name: str) -> str:
+        """``topic("events")`` -> ``overseer.events.v1``."""
+        return f"{self.topic_prefix}.{name}.v1"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
