@@ -1,23 +1,48 @@
 """Kill-switch commands: graded, leased, signed containment.
 
 The signature is Ed25519 over :meth:`KillSwitchCommand.signing_payload`, a
-canonical encoding (sorted keys, no whitespace, UTC timestamps with
-microseconds) of every field except ``signature`` itself. ``key_id`` names the
-public key, so keys can be rotated while old commands stay verifiable.
+canonical encoding (sorted keys, no whitespace, UTC timestamps always written
+as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) of every field except ``signature`` itself.
+Timestamps are normalised to UTC when the model is built (naive values are
+taken as UTC), so the same instant written as ``+02:00`` or without
+microseconds signs to the same bytes. ``key_id`` names the public key, so keys
+can be rotated while old commands stay verifiable.
+
+Every message on the compacted topic is self-contained state for its slot
+(:meth:`KillSwitchCommand.kafka_key`): an ``extend`` repeats the action it
+extends, a ``release`` lifts it. Shadow commands use their own slot, so a
+shadow decision never overwrites an enforced one.
+
+>>> from datetime import timedelta, timezone
+>>> t = datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2)))
+>>> canonical_ts(t)
+'2026-01-01T00:00:00.000000Z'
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from schemas.detections import Scope, SourceOffset
 
 LADDER = ("flag", "throttle", "revoke_tools", "pause", "terminate")
+
+
+def to_utc(value: datetime) -> datetime:
+    """Aware -> the same instant in UTC; naive -> taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def canonical_ts(value: datetime) -> str:
+    """The one textual form of an instant inside a signed payload."""
+    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class KillSwitchAction(StrEnum):
@@ -70,9 +95,54 @@ class KillSwitchCommand(BaseModel):
     key_id: str
     signature: str | None = Field(default=None, description="base64 Ed25519 over signing_payload()")
 
+    @field_validator("issued_at", "lease_expires_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return to_utc(value)
+
+    @field_serializer("issued_at", "lease_expires_at", when_used="json")
+    def _ts_text(self, value: datetime) -> str:
+        return canonical_ts(value)
+
     def signing_payload(self) -> bytes:
+        """Canonical bytes that the signature covers: everything but ``signature``."""
         body = self.model_dump(mode="json", exclude={"signature"})
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+    def slot(self) -> str:
+        """The state slot: ``deployment=dep-1``, or ``shadow:deployment=dep-1`` for shadow commands."""
+        base = f"{self.scope.kind}={self.scope.value}"
+        return base if self.mode == "enforce" else f"shadow:{base}"
 
     def kafka_key(self) -> bytes:
-        return f"{self.scope.kind}={self.scope.value}".encode()
+        """Compaction key: the latest message per slot is that slot's state."""
+        return self.slot().encode()
+
+
+class Heartbeat(BaseModel):
+    """The monitor is alive: published every few seconds on overseer.heartbeat.v1, signed.
+
+    Enforcers apply their fail-closed action when the newest verified
+    heartbeat is older than their configured age (the dead-man's switch).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    monitor_id: str
+    seq: int = Field(ge=0)
+    ts: datetime
+    key_id: str
+    signature: str | None = None
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return to_utc(value)
+
+    @field_serializer("ts", when_used="json")
+    def _ts_text(self, value: datetime) -> str:
+        return canonical_ts(value)
+
+    def signing_payload(self) -> bytes:
+        body = self.model_dump(mode="json", exclude={"signature"})
+        return orjson.dumps({"heartbeat": body}, option=orjson.OPT_SORT_KEYS)
