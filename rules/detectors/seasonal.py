@@ -30,7 +30,7 @@ class Seasonal(Detector):
     >>> d = Seasonal(period=4.0, slots=2, warmup=2)     # slots: [0, 2) and [2, 4)
     >>> scores = [d.update(x, ts=t) for t, x in enumerate([1.0, 1.2, 9.0, 9.4, 1.1, 1.0, 9.2, 9.1])]
     >>> scores[:4], [round(s, 2) for s in scores[4:]]
-    ([None, None, None, None], [0.0, 0.0, 0.0, 0.1])
+    ([None, None, None, None], [0.0, 0.19, 0.0, 0.1])
     >>> round(d.update(9.0, ts=8.0), 3)  # a busy-hour value in the quiet slot
     1.0
     """
