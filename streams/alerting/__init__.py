@@ -1,0 +1,1 @@
+"""Alerts: detections grouped by rule and scope, with a lifecycle."""

@@ -1,0 +1,185 @@
+"""The Faust app: topics, agents, timers, tables and web pages.
+
+Agents only move records; the work happens in `streams.runtime`.
+
+- ``detect``  — events topic, batch-first (``take_events``): a batch is
+  decoded, evaluated and stored, and only then acked, so offsets commit
+  after the ClickHouse sink acknowledged.
+- ``fleet``   — partial aggregates, repartitioned by metric key: merges them
+  and runs the statistical detectors (fleet-level, never raw events).
+- ``policy``  — detections: alerts and signed kill-switch commands; the
+  issued idempotency keys live in a Faust table (changelog-backed), so a
+  replayed breach never issues a second command.
+- ``killswitch_mirror`` — the compacted kill-switch topic: audit rows in
+  ClickHouse for every command, including those issued by operators.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streams.pipeline.decode import Record
+from streams.runtime import WorkerRuntime
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READ_ONLY_PREFIXES = ("select", "with", "show", "describe", "desc", "explain", "exists")
+
+
+def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faust.App:
+    """Build the app. ``runtime_factory(app) -> WorkerRuntime`` runs at worker start-up."""
+    brokers = [f"kafka://{b}" for b in bootstrap.split(",")]
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        web_enabled=True,
+        web_port=settings.worker_web_port,
+        web_bind=settings.worker_web_host,
+        web_host=settings.worker_web_host,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        table_standby_replicas=0,
+    )
+    t = settings.topic
+    events = app.topic(t("events"), value_serializer="raw", key_serializer="raw", internal=False)
+    partials = app.topic(t("metrics"), value_serializer="raw", key_serializer="raw", internal=False)
+    detections = app.topic(t("detections"), value_serializer="raw", key_serializer="raw", internal=False)
+    killswitch = app.topic(t("killswitch"), value_serializer="raw", key_serializer="raw", internal=False)
+
+    issued = app.Table("killswitch-issued", default=None, partitions=settings.topic_partitions,
+                       key_serializer="raw", value_serializer="json")
+    alert_state = app.Table("alert-state", default=None, partitions=settings.topic_partitions,
+                            key_serializer="raw", value_serializer="json")
+    holder: dict[str, WorkerRuntime] = {}
+
+    def runtime() -> WorkerRuntime:
+        rt = holder.get("rt")
+        if rt is None:
+            rt = runtime_factory(app, issued=_StrKeys(issued), alert_state=_StrKeys(alert_state))
+            holder["rt"] = rt
+        return rt
+
+    app.overseer_runtime = runtime  # type: ignore[attr-defined]
+
+    @app.agent(events, name="detect")
+    async def detect(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                              e.message.value) for e in batch]
+            await runtime().handle_events(records)
+
+    @app.agent(partials, name="fleet")
+    async def fleet(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(500, within=0.2):
+            await runtime().handle_partials([e.message.value for e in batch])
+
+    @app.agent(detections, name="policy")
+    async def policy(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await runtime().handle_detection(event.message.value)
+
+    @app.agent(killswitch, name="killswitch_mirror")
+    async def killswitch_mirror(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await runtime().handle_command(event.message.value)
+
+    @app.timer(1.0)
+    async def advance_event_time() -> None:
+        await runtime().tick()
+
+    @app.page("/healthz")
+    class Healthz(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Readyz(View):
+        async def get(self, request: Request) -> Response:
+            rt = holder.get("rt")
+            failing = rt is not None and rt.sink.stats.failing_since is not None
+            ready = rt is not None and not failing
+            return self.json({"ready": ready, "clickhouse_failing": failing}, status=200 if ready else 503)
+
+    @app.page("/overseer/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            rt = runtime()
+            stored = await rt.sink.run(lambda c: {
+                table: int(c.command(f"SELECT count() FROM {table} FINAL"))
+                for table in ("events", "deadletters", "detections", "alerts", "killswitch_commands",
+                              "operator_actions")})
+            return self.json({**rt.stats(), "stored": stored})
+
+    @app.page("/overseer/sql")
+    class Sql(View):
+        async def post(self, request: Request) -> Response:
+            body = await request.json()
+            sql = str(body.get("sql", "")).strip().rstrip(";")
+            if not sql.lower().startswith(READ_ONLY_PREFIXES) or ";" in sql:
+                return self.json({"error": "only one read-only statement (SELECT, WITH, SHOW, DESCRIBE, "
+                                           "EXPLAIN) is allowed"}, status=400)
+            rt = runtime()
+            try:
+                result = await rt.sink.run(lambda c: c.query(sql, settings={"readonly": 1}))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller as a 400
+                return self.json({"error": str(exc)[:2000]}, status=400)
+            return self.json({"columns": list(result.column_names),
+                              "rows": [[_jsonable(v) for v in row] for row in result.result_rows]})
+
+    return app
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    return str(v)
+
+
+class _StrKeys:
+    """A Faust table addressed with str keys (the table stores raw bytes keys)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.table.get(key.encode())
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.table.get(key.encode()) is not None
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (k.decode() if isinstance(k, bytes) else k for k in self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)

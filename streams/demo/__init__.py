@@ -1,0 +1,1 @@
+"""`overseer demo`: the whole loop on local infrastructure with synthetic fleet traffic."""

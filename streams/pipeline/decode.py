@@ -1,0 +1,142 @@
+"""Decode and validate a whole batch of Kafka records at once.
+
+A record's value is one event (JSON object), a JSON array of events, or a
+producer-side batch (``{"kind": "batch", "events": [...]}``). Every event is
+validated against :class:`schemas.Event`; anything that fails goes to the
+dead-letter list with its reason and its source topic/partition/offset —
+never silently dropped, never raising.
+
+>>> recs = [Record("t", 0, 7, None, b'{"event_type": "inference", "ts": "2026-01-01T00:00:00Z"}'),
+...         Record("t", 0, 8, None, b'{not json')]
+>>> out = decode_batch(recs, max_message_bytes=1024)
+>>> len(out.events), [d.reason for d in out.deadletters]
+(1, ['malformed_json'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.deadletter import DeadLetter, DeadLetterReason
+from schemas.events import Event, EventType
+
+_EVENT_TYPES = frozenset(t.value for t in EventType)
+_MAX_ERROR_CHARS = 2000
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Decoded:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    messages: int = 0
+
+
+def _dead(rec: Record, reason: DeadLetterReason, error: str, raw: bytes | None,
+          index: int | None, now: datetime) -> DeadLetter:
+    raw = raw if raw is not None else b""
+    return DeadLetter(
+        reason=reason, error=error[:_MAX_ERROR_CHARS], source_topic=rec.topic, source_partition=rec.partition,
+        source_offset=rec.offset, index_in_message=index, original_key_b64=DeadLetter.encode(rec.key),
+        original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:10]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<event>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - 10
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def event_to_dict(event: Event, rec: Record | None = None) -> dict[str, Any]:
+    """The hot-path representation: the model's fields plus ``_ts`` (epoch s) and ``_src``."""
+    d = dict(event.__dict__)
+    extra = event.__pydantic_extra__
+    if extra:
+        d.update(extra)
+    d["_ts"] = event.ts.timestamp()
+    if rec is not None:
+        d["_src"] = (rec.topic, rec.partition, rec.offset)
+    return d
+
+
+def _validate_one(obj: Any, rec: Record, index: int | None, raw_for_dlq: bytes | None,
+                  out: Decoded, now: datetime) -> None:
+    if not isinstance(obj, dict):
+        raw = raw_for_dlq if raw_for_dlq is not None else orjson.dumps(obj)
+        out.deadletters.append(_dead(rec, DeadLetterReason.not_an_object,
+                                     f"expected a JSON object for an event, got {type(obj).__name__}", raw, index, now))
+        return
+    etype = obj.get("event_type")
+    if etype is not None and etype not in _EVENT_TYPES:
+        raw = raw_for_dlq if raw_for_dlq is not None else orjson.dumps(obj)
+        out.deadletters.append(_dead(
+            rec, DeadLetterReason.unknown_event_type,
+            f"unknown event_type {str(etype)[:100]!r}; expected one of {sorted(_EVENT_TYPES)}", raw, index, now))
+        return
+    try:
+        event = Event.model_validate(obj)
+    except ValidationError as exc:
+        raw = raw_for_dlq if raw_for_dlq is not None else orjson.dumps(obj, default=str)
+        out.deadletters.append(_dead(rec, DeadLetterReason.schema_violation, _describe(exc), raw, index, now))
+        return
+    except (ValueError, TypeError, RecursionError) as exc:  # pathological input the validator rejects
+        raw = raw_for_dlq if raw_for_dlq is not None else repr(obj)[:10000].encode()
+        out.deadletters.append(_dead(rec, DeadLetterReason.schema_violation, f"{type(exc).__name__}: {exc}",
+                                     raw, index, now))
+        return
+    out.events.append(event_to_dict(event, rec))
+
+
+def decode_batch(records: list[Record], *, max_message_bytes: int, now: datetime | None = None) -> Decoded:
+    now = now or datetime.now(UTC)
+    out = Decoded(messages=len(records))
+    for rec in records:
+        raw = rec.value
+        if raw is None:
+            out.deadletters.append(_dead(rec, DeadLetterReason.malformed_json, "empty message (null value)",
+                                         b"", None, now))
+            continue
+        if len(raw) > max_message_bytes:
+            out.deadletters.append(_dead(
+                rec, DeadLetterReason.oversized,
+                f"message of {len(raw)} bytes exceeds the limit of {max_message_bytes} "
+                "(OVERSEER_MAX_MESSAGE_BYTES); split producer batches", raw, None, now))
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            out.deadletters.append(_dead(rec, DeadLetterReason.malformed_json, f"invalid JSON: {exc}", raw, None, now))
+            continue
+        if isinstance(obj, dict) and obj.get("kind") == "batch":
+            items = obj.get("events")
+            if not isinstance(items, list):
+                out.deadletters.append(_dead(rec, DeadLetterReason.schema_violation,
+                                             "batch without an 'events' array", raw, None, now))
+                continue
+            defaults = {"producer_id": obj["producer_id"]} if isinstance(obj.get("producer_id"), str) else {}
+            for i, item in enumerate(items):
+                if defaults and isinstance(item, dict) and "producer_id" not in item:
+                    item = {**defaults, **item}
+                _validate_one(item, rec, i, None, out, now)
+        elif isinstance(obj, list):
+            for i, item in enumerate(obj):
+                _validate_one(item, rec, i, None, out, now)
+        else:
+            _validate_one(obj, rec, None, raw, out, now)
+    return out

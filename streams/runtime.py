@@ -1,0 +1,259 @@
+"""What a worker does with each batch, independent of Faust.
+
+The Faust agents in `streams.app` only move records in and out; every
+decision lives here, so the same code is driven by tests and benchmarks.
+
+Order of effects for one batch of events (the delivery guarantee):
+
+1. decode + validate the whole batch; invalid input becomes dead letters;
+2. evaluate rules, producer-sequence health and metric partials;
+3. write events, dead letters and detections to ClickHouse (awaits the ack,
+   retrying with backoff — consumption is paused meanwhile);
+4. publish dead letters, detections and partials to Kafka (awaits acks=all);
+5. only then does the caller ack the records, so their offsets can commit.
+
+A crash anywhere before 5 replays the batch: ClickHouse collapses the
+replayed rows (deterministic ids in the sorting keys, dedup tokens) and
+detections keep their deterministic ids, so policies never act twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from rules.base import Hit
+from schemas.detections import Detection, Scope
+from schemas.ids import stable_id
+from schemas.killswitch import KillSwitchCommand
+from streams.alerting.book import AlertBook
+from streams.kafka.clients import client_kwargs
+from streams.killswitch.commands import build_command, command_row, operator_action_row
+from streams.killswitch.signing import load_or_create_signing_key
+from streams.pipeline.convert import hit_to_detection
+from streams.pipeline.core import DetectionCore
+from streams.pipeline.decode import Record, decode_batch
+from streams.settings import Settings
+from streams.store import rows
+from streams.store.sink import ClickHouseSink
+
+log = logging.getLogger(__name__)
+
+
+def batch_token(kind: str, records: list[Record]) -> str:
+    """Insert deduplication token: the offset ranges of the batch, per partition."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        span = spans.setdefault((r.topic, r.partition), [r.offset, r.offset])
+        span[0] = min(span[0], r.offset)
+        span[1] = max(span[1], r.offset)
+    return kind + ":" + ";".join(f"{t}/{p}/{a}-{b}" for (t, p), (a, b) in sorted(spans.items()))
+
+
+class Counters(dict[str, int]):
+    def add(self, key: str, n: int = 1) -> None:
+        self[key] = self.get(key, 0) + n
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, bootstrap: str, core: DetectionCore, sink: ClickHouseSink, *,
+                 issued: MutableMapping[str, Any] | None = None,
+                 alert_state: MutableMapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.core = core
+        self.sink = sink
+        self.issued: MutableMapping[str, Any] = issued if issued is not None else {}
+        self.alerts = AlertBook(alert_state if alert_state is not None else {})
+        self.signer = load_or_create_signing_key(settings.signing_key_path, settings.signing_key_id)
+        self.counters = Counters()
+        self.lock = asyncio.Lock()
+        self.max_event_ts = 0.0
+        self.last_event_wall = time.time()
+        self.max_partial_ts = 0.0
+        self.latencies_ms: list[float] = []
+        self._producer: AIOKafkaProducer | None = None
+        self.topics = {name: settings.topic(name) for name in
+                       ("events", "deadletter", "metrics", "detections", "alerts", "killswitch", "heartbeat")}
+
+    # -- Kafka output -----------------------------------------------------------
+    async def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
+                                        linger_ms=5, max_request_size=16 * 1024 * 1024,
+                                        **client_kwargs(self.settings))
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def publish(self, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+        """Send and wait until every message is acknowledged by the in-sync replicas."""
+        if not items:
+            return
+        producer = await self.producer()
+        futures = [await producer.send(topic, key=k, value=v) for k, v in items]
+        await asyncio.gather(*futures)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    # -- watermark --------------------------------------------------------------
+    def watermark(self) -> float:
+        """Event-time watermark; advances with wall-clock time once the input goes quiet."""
+        lateness = self.settings.allowed_lateness_s
+        wm = self.max_event_ts - lateness
+        if time.time() - self.last_event_wall > lateness:
+            wm = max(wm, time.time() - 2 * lateness)
+        return wm
+
+    # -- events -> detections -------------------------------------------------
+    async def handle_events(self, records: list[Record]) -> None:
+        decoded = decode_batch(records, max_message_bytes=self.settings.max_message_bytes)
+        events = decoded.events
+        async with self.lock:
+            hits: list[Hit] = self.core.engine.process(events)
+            hits += self.core.health.observe(events)
+            if events:
+                self.max_event_ts = max(self.max_event_ts, max(e["_ts"] for e in events))
+                self.last_event_wall = time.time()
+            hits += self.core.engine.advance(self.watermark())
+            partials = self.core.metrics.partials(events)
+        now = datetime.now(UTC)
+        detections = [hit_to_detection(h, now) for h in hits]
+        await self.sink.write("events", rows.event_columns(events, now), rows.EVENT_COLUMNS,
+                              token=batch_token("ev", records), column_oriented=True)
+        await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
+                              token=batch_token("dl", records))
+        await self._store_detections(detections, token=batch_token("det", records))
+        await asyncio.gather(
+            self.publish(self.topics["deadletter"],
+                         [(self._b64key(d.original_key_b64), d.model_dump_json().encode()) for d in decoded.deadletters]),
+            self.publish(self.topics["metrics"], [(p.route_key.encode(), p.to_bytes()) for p in partials]),
+            self._publish_detections(detections),
+        )
+        wall = time.time()
+        for d in detections:
+            self.latencies_ms.append((wall - d.ts.timestamp()) * 1000)
+        del self.latencies_ms[:-2000]
+        self.counters.add("messages_in", decoded.messages)
+        self.counters.add("events_in", len(events))
+        self.counters.add("deadlettered", len(decoded.deadletters))
+        self.counters.add("detections", len(detections))
+        self.counters.add("partials_out", len(partials))
+
+    @staticmethod
+    def _b64key(b64: str | None) -> bytes | None:
+        import base64
+
+        return None if b64 is None else base64.b64decode(b64)
+
+    async def _store_detections(self, detections: list[Detection], token: str | None) -> None:
+        await self.sink.write("detections", rows.detection_rows(detections), rows.DETECTION_COLUMNS, token=token)
+
+    async def _publish_detections(self, detections: list[Detection]) -> None:
+        await self.publish(self.topics["detections"],
+                           [(str(d.scope).encode(), d.model_dump_json().encode()) for d in detections])
+
+    async def tick(self) -> None:
+        """Timer: let event time pass (absences, window closes) even when no event arrives."""
+        async with self.lock:
+            hits = self.core.engine.advance(self.watermark())
+        if hits:
+            detections = [hit_to_detection(h) for h in hits]
+            await self._store_detections(detections, token=None)
+            await self._publish_detections(detections)
+            self.counters.add("detections", len(detections))
+
+    # -- partial aggregates -> detector hits ------------------------------------
+    async def handle_partials(self, values: list[bytes]) -> None:
+        from rules.metrics import Partial
+
+        partials = [Partial.from_bytes(v) for v in values]
+        async with self.lock:
+            self.core.metrics.merge(partials)
+            for p in partials:
+                self.max_partial_ts = max(self.max_partial_ts, p.max_ts)
+            hits = self.core.metrics.advance(self.max_partial_ts - self.settings.allowed_lateness_s)
+        if hits:
+            detections = [hit_to_detection(h) for h in hits]
+            await self._store_detections(detections, token=None)
+            await self._publish_detections(detections)
+            self.counters.add("detections", len(detections))
+            self.counters.add("detector_hits", len(detections))
+
+    # -- detections -> alerts and kill-switch commands --------------------------
+    async def handle_detection(self, value: bytes) -> None:
+        det = Detection.model_validate_json(value)
+        now = datetime.now(UTC)
+        alert = self.alerts.on_detection(det, now)
+        if alert is not None:
+            await self._emit_alerts([alert])
+        for scope_kind, scope_value in ((("deployment", det.deployment_id), ("model", det.model),
+                                        ("tenant", det.tenant_id))):
+            if scope_value:
+                self.core.policies.observe_scope(scope_kind, scope_value, det.ts.timestamp())
+        decisions = self.core.policies.on_detection(det.model_dump(mode="json"), now.timestamp())
+        for decision in decisions:
+            await self._act(decision, det, now)
+
+    async def _act(self, decision: Any, det: Detection, now: datetime) -> None:
+        if decision.outcome == "needs_confirmation":
+            self.counters.add("blast_radius_holds")
+            alert = self.alerts.raise_system_alert(
+                rule_id=f"policy.{decision.policy_id}.needs_confirmation", severity="critical",
+                title=f"Policy {decision.policy_id} needs a human's confirmation",
+                scope=Scope(kind=decision.scope_kind, value=decision.scope_value),
+                summary=decision.reason, tags=["monitor_health", "killswitch.blast_radius"], now=now)
+            await self._emit_alerts([alert])
+            return
+        if decision.outcome != "command":
+            self.counters.add(f"policy_{decision.outcome}")
+            return
+        if decision.idempotency_key in self.issued:
+            self.counters.add("killswitch_replays_suppressed")
+            return
+        cmd = build_command(decision, self.signer, now, issuer=f"policy:{decision.policy_id}")
+        await self.publish(self.topics["killswitch"], [(cmd.kafka_key(), cmd.model_dump_json().encode())])
+        self.issued[decision.idempotency_key] = {"command_id": cmd.command_id, "issued_at": now.isoformat()}
+        self.counters.add("killswitch_commands")
+
+    async def _emit_alerts(self, alerts: list[Any]) -> None:
+        await self.sink.write("alerts", rows.alert_rows(alerts), rows.ALERT_COLUMNS)
+        await self.publish(self.topics["alerts"], [(a.group_key.encode(), a.model_dump_json().encode())
+                                                   for a in alerts])
+        self.counters.add("alerts", len(alerts))
+
+    # -- kill-switch topic -> audit tables --------------------------------------
+    async def handle_command(self, value: bytes) -> None:
+        cmd = KillSwitchCommand.model_validate_json(value)
+        row = command_row(cmd)
+        await self.sink.write("killswitch_commands", [list(row.values())], list(row.keys()),
+                              token=stable_id("cmd", cmd.command_id, cmd.signature or ""))
+        action = operator_action_row(cmd)
+        if action is not None:
+            await self.sink.write("operator_actions", [list(action.values())], list(action.keys()))
+        self.counters.add("killswitch_recorded")
+
+    # -- introspection ----------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
+
+        return {"counters": dict(self.counters), "sink": self.sink.stats.as_dict(),
+                "watermark": self.watermark(), "detection_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
+                "alerts": self.alerts.stats, "core": self.core.describe()}
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
