@@ -11,8 +11,10 @@ from rules.detectors.base import Detector
 class CUSUM(Detector):
     """Page's two-sided cumulative sum over ``z = (x - mu0) / sigma0``.
 
-    The reference ``mu0, sigma0`` is learned exactly over the first ``warmup``
-    observations, then frozen. Each observation updates::
+    Self-starting: the reference ``mu0, sigma0`` is the exact running mean and
+    standard deviation of every observation since the last reset; scoring
+    starts after ``warmup`` of them, and each observation is standardised
+    against the reference *before* it joins it. Each observation updates::
 
         S+ = max(0, S+ + z - k)        S- = max(0, S- - z - k)
 
@@ -24,21 +26,21 @@ class CUSUM(Detector):
     its reference (a new warm-up), so a lasting shift fires once and becomes the
     new normal.
 
-    Parameters: ``k`` (0.5), ``threshold`` (5.0), ``warmup`` (10), ``direction``
+    Parameters: ``k`` (0.5), ``threshold`` (8.0), ``warmup`` (20), ``direction``
     (both), ``min_std`` (1e-9), ``fire_at`` (0.5).
 
-    >>> d = CUSUM(warmup=4)
+    >>> d = CUSUM(warmup=4, threshold=5.0)
     >>> [d.update(x) for x in (1.0, 2.0, 1.0, 2.0)]
     [None, None, None, None]
-    >>> [round(d.update(x), 2) for x in (1.5, 2.5, 2.5, 2.5, 2.5)]
-    [0.0, 0.19, 0.34, 0.46, 0.56]
+    >>> [round(d.update(x), 2) for x in (1.5, 3.0, 3.0, 3.0)]
+    [0.0, 0.33, 0.44, 0.5]
     >>> d.warmed_up  # the upper sum reached h: the reference is being re-learned
     False
     """
 
     name = "cusum"
 
-    def __init__(self, *, k: float = 0.5, threshold: float = 5.0, warmup: int = 10,
+    def __init__(self, *, k: float = 0.5, threshold: float = 8.0, warmup: int = 20,
                  direction: str = "both", min_std: float = 1e-9, fire_at: float = 0.5) -> None:
         super().__init__(k=k, threshold=threshold, warmup=warmup, direction=direction,
                          min_std=min_std, fire_at=fire_at)
@@ -70,6 +72,7 @@ class CUSUM(Detector):
             self._ref.add(float(x))
             return
         self._pos, self._neg = self._sums(float(x))
+        self._ref.add(float(x))
         watched = max(self._pos if self.direction != "down" else 0.0,
                       self._neg if self.direction != "up" else 0.0)
         if watched >= self.threshold:

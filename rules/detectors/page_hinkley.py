@@ -23,7 +23,7 @@ class PageHinkley(Detector):
     against the whole history since the last reset. Crossing ``threshold``
     resets the test (a new warm-up).
 
-    Parameters: ``delta`` (0.25), ``threshold`` (8.0), ``warmup`` (10),
+    Parameters: ``delta`` (0.5), ``threshold`` (8.0), ``warmup`` (10),
     ``direction`` (both), ``min_std`` (1e-9), ``fire_at`` (0.5).
 
     >>> d = PageHinkley(warmup=4)
@@ -35,7 +35,7 @@ class PageHinkley(Detector):
 
     name = "page_hinkley"
 
-    def __init__(self, *, delta: float = 0.25, threshold: float = 8.0, warmup: int = 10,
+    def __init__(self, *, delta: float = 0.5, threshold: float = 8.0, warmup: int = 10,
                  direction: str = "both", min_std: float = 1e-9, fire_at: float = 0.5) -> None:
         super().__init__(delta=delta, threshold=threshold, warmup=warmup, direction=direction,
                          min_std=min_std, fire_at=fire_at)

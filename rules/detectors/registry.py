@@ -17,11 +17,11 @@ from rules.detectors.ewma import EWMAZScore
 from rules.detectors.mad import MAD
 from rules.detectors.novelty import Novelty
 from rules.detectors.page_hinkley import PageHinkley
-from rules.detectors.quantile import KLLQuantile
+from rules.detectors.quantile import QuantileThreshold
 from rules.detectors.seasonal import Seasonal
 
 REGISTRY: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (EWMAZScore, CUSUM, PageHinkley, MAD, KLLQuantile, Seasonal, Novelty, DistinctSpike)
+    cls.name: cls for cls in (EWMAZScore, CUSUM, PageHinkley, MAD, QuantileThreshold, Seasonal, Novelty, DistinctSpike)
 }
 
 #: the recommended detector for a single numeric metric series (see docs/detectors.md)
