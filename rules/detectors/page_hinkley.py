@@ -30,7 +30,7 @@ class PageHinkley(Detector):
     >>> [d.update(x) for x in (1.0, 2.0, 1.0, 2.0)]
     [None, None, None, None]
     >>> [round(d.update(x), 2) for x in (1.5, 9.0)]
-    [0.0, 0.16]
+    [0.0, 0.14]
     """
 
     name = "page_hinkley"
