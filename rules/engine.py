@@ -1,0 +1,255 @@
+"""The rule engine: compiled rules evaluated over batches of event dicts.
+
+>>> engine = engine_from_text('''
+... - rule: shell_exec
+...   title: Shell command executed
+...   severity: low
+...   tags: [agent.exec]
+...   condition: action_category = "exec" and tool_name in (bash, sh)
+...   output: "{tool_name}: {tool_arguments}"
+... ''')
+>>> hits = engine.process([{"event_id": "e1", "event_type": "tool_call", "action_category": "exec",
+...                         "tool_name": "bash", "tool_arguments": "ls", "deployment_id": "d1", "_ts": 1.0}])
+>>> [(h.rule_id, h.output, h.scope_kind, h.scope_value) for h in hits]
+[('shell_exec', 'bash: ls', 'deployment', 'd1')]
+
+Evaluation is batch-first: each rule's condition is indexed by the
+``action_category``/``event_type`` values it requires (extracted at compile
+time), so an event runs only the rules that can match it, through one
+dictionary lookup. A batch is sorted by event time once; after it, event
+time advances to the batch's newest event, closing windows and firing
+absences that are due.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rules.base import Hit
+from rules.conditions import ConditionContext
+from rules.errors import Diagnostics
+from rules.hits import make_hit
+from rules.items import Diagnostic, Predicate, RawItem
+from rules.loader import LoadedSet, load_paths, load_sources
+from rules.rule import RuleDef, compile_rule
+from rules.sequences import Sequence
+from rules.suppression import Suppressor
+from rules.windows import SlidingWindow, TumblingWindow
+
+SNAPSHOT_VERSION = 1
+_TS = itemgetter("_ts")
+Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]
+
+
+class _EventRule:
+    """Per-event rule: every match is a hit."""
+
+    def __init__(self, rule: RuleDef, emit: Callable[[Hit, dict[str, Any], list[Hit]], None]) -> None:
+        self.rule, self.emit = rule, emit
+
+    def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
+        self.emit(make_hit(self.rule, e, e["_ts"], [e.get("event_id")]), e, out)  # type: ignore[list-item]
+
+
+class Engine:
+    """Implements `rules.base.BatchEvaluator`. Build it with :func:`load_engine`."""
+
+    def __init__(self, loaded: LoadedSet, rules: list[RuleDef], context: ConditionContext,
+                 diagnostics: list[Diagnostic], *, allowed_lateness_s: float = 60.0) -> None:
+        self.loaded, self.rules, self.context = loaded, rules, context
+        self.diagnostics = diagnostics
+        self.lateness = float(allowed_lateness_s)
+        self.watermark = -math.inf
+        self.counters = {"events": 0, "late_events": 0, "hits": 0, "eval_errors": 0, "state_dropped": 0}
+        self._stateful: dict[str, Any] = {}
+        self._suppressors: dict[str, Suppressor] = {}
+        self._units: list[tuple[dict[str, frozenset[Any]] | None, Unit]] = []
+        self._cache: dict[tuple[Any, Any], tuple[Unit, ...]] = {}
+        for rule in rules:
+            if rule.enabled:
+                self._add(rule)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _add(self, rule: RuleDef) -> None:
+        if rule.dedup_key is not None:
+            self._suppressors[rule.id] = Suppressor(rule)
+        emit = self._emitter(rule)
+        if rule.sequence is not None:
+            seq = Sequence(rule, self.lateness, emit)
+            self._stateful[rule.id] = seq
+            for i in reversed(range(len(rule.sequence.steps))):  # advance partials before starting new ones
+                step = rule.sequence.steps[i]
+                self._units.append((step.condition.prereq, (self._guard(rule, step.condition.predicate),
+                                                            seq.on_event, i)))
+            return
+        assert rule.condition is not None
+        handler: Any
+        if rule.window is not None:
+            handler = (SlidingWindow if rule.window.type == "sliding" else TumblingWindow)(rule, self.lateness, emit)
+            self._stateful[rule.id] = handler
+        else:
+            handler = _EventRule(rule, emit)
+        self._units.append((rule.condition.prereq, (self._guard(rule, rule.condition.predicate), handler.on_event, 0)))
+
+    @staticmethod
+    def _guard(rule: RuleDef, pred: Predicate) -> Predicate:
+        if not rule.exceptions:
+            return pred
+        excepted = rule.excepted
+        return lambda e: pred(e) and not excepted(e)
+
+    def _emitter(self, rule: RuleDef) -> Callable[[Hit, dict[str, Any], list[Hit]], None]:
+        sup = self._suppressors.get(rule.id)
+        if sup is None:
+            return lambda hit, e, out: out.append(hit)
+        return sup.admit
+
+    def _bucket(self, key: tuple[Any, Any]) -> tuple[Unit, ...]:
+        event_type, action_category = key
+        units = []
+        for prereq, unit in self._units:
+            if prereq is not None:
+                if "action_category" in prereq and action_category not in prereq["action_category"]:
+                    continue
+                if "event_type" in prereq and event_type not in prereq["event_type"]:
+                    continue
+            units.append(unit)
+        self._cache[key] = tuple(units)
+        return self._cache[key]
+
+    # -- BatchEvaluator -------------------------------------------------------------------------
+    def process(self, events: list[dict[str, Any]]) -> list[Hit]:
+        """Evaluate one batch (any order); returns the hits, including windows/absences now due."""
+        out: list[Hit] = []
+        if not events:
+            return out
+        events = sorted(events, key=_TS)
+        late_before = self.watermark - self.lateness
+        if events[0]["_ts"] < late_before:
+            self.counters["late_events"] += bisect.bisect_left(events, late_before, key=_TS)
+        cache = self._cache
+        errors = 0
+        for e in events:
+            key = (e.get("event_type"), e.get("action_category"))
+            units = cache.get(key)
+            if units is None:
+                units = self._bucket(key)
+            for pred, on_event, step in units:
+                try:
+                    matched = pred(e)
+                except (TypeError, AttributeError, ValueError):  # a malformed event dict never stops a batch
+                    errors += 1
+                    continue
+                if matched:
+                    on_event(e, step, out)
+        self.counters["events"] += len(events)
+        self.counters["eval_errors"] += errors
+        self._advance(events[-1]["_ts"], out)
+        self.counters["hits"] += len(out)
+        return out
+
+    def advance(self, watermark: float) -> list[Hit]:
+        """Event time reached ``watermark``: close windows, fire absences, end dedup periods."""
+        out: list[Hit] = []
+        self._advance(watermark, out)
+        self.counters["hits"] += len(out)
+        return out
+
+    def _advance(self, watermark: float, out: list[Hit]) -> None:
+        if watermark > self.watermark:
+            self.watermark = watermark
+        for evaluator in self._stateful.values():
+            evaluator.advance(self.watermark, out)
+        for sup in self._suppressors.values():
+            sup.advance(self.watermark, out)
+
+    def snapshot(self) -> bytes:
+        """Window, sequence and dedup state of every rule, tagged with its definition hash (JSON)."""
+        rules: dict[str, Any] = {}
+        for rule in self.rules:
+            ev, sup = self._stateful.get(rule.id), self._suppressors.get(rule.id)
+            if ev is None and sup is None:
+                continue
+            rules[rule.id] = {"hash": rule.hash, "state": ev.dump() if ev is not None else None,
+                              "dedup": sup.dump() if sup is not None else None}
+        wm = self.watermark if math.isfinite(self.watermark) else None
+        return orjson.dumps({"v": SNAPSHOT_VERSION, "watermark": wm, "rules": rules})
+
+    def restore(self, blob: bytes) -> None:
+        """Load state; rules whose definition changed (or vanished) start empty, counted in ``state_dropped``."""
+        data = orjson.loads(blob)
+        if data.get("watermark") is not None:
+            self.watermark = max(self.watermark, float(data["watermark"]))
+        by_id = {r.id: r for r in self.rules}
+        for rule_id, entry in data.get("rules", {}).items():
+            rule = by_id.get(rule_id)
+            if rule is None or rule.hash != entry.get("hash") or not rule.enabled:
+                self.counters["state_dropped"] += 1
+                continue
+            if entry.get("state") is not None and rule_id in self._stateful:
+                self._stateful[rule_id].load(entry["state"])
+            if entry.get("dedup") is not None and rule_id in self._suppressors:
+                self._suppressors[rule_id].load(entry["dedup"])
+
+    # -- hot swap and introspection --------------------------------------------------------------
+    def swap_from(self, old: Engine) -> Engine:
+        """Carry over state of rules whose compiled definition is unchanged; returns ``self``."""
+        self.restore(old.snapshot())
+        return self
+
+    def items(self, kind: str) -> list[RawItem]:
+        """Merged raw items of a kind (``detector``, ``policy``) for their own compilers."""
+        return self.loaded.of_kind(kind)
+
+    def rule(self, rule_id: str) -> RuleDef:
+        return next(r for r in self.rules if r.id == rule_id)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {**self.counters,
+                "suppressed": sum(s.suppressed for s in self._suppressors.values()),
+                "window_overflow": sum(getattr(e, "overflow", 0) for e in self._stateful.values()),
+                "state_keys": sum(e.size() for e in self._stateful.values()),
+                "rules": len(self.rules), "rules_enabled": sum(r.enabled for r in self.rules)}
+
+
+def builtin_packs() -> Path:
+    """The directory of the built-in packs, wherever the package is installed."""
+    from importlib.resources import files
+
+    return Path(str(files("rules").joinpath("packs")))
+
+
+def build_engine(loaded: LoadedSet, diags: Diagnostics, *, allowed_lateness_s: float = 60.0) -> Engine:
+    """Compile merged items; raises `RuleLoadError` with every diagnostic if anything is wrong."""
+    ctx = ConditionContext(diags, loaded.of_kind("list"), loaded.of_kind("macro"), loaded.offset_maps)
+    ctx.check_all()
+    rules = [r for r in (compile_rule(i, ctx) for i in loaded.of_kind("rule")) if r is not None]
+    diags.raise_if_errors()
+    return Engine(loaded, rules, ctx, diags.sorted(), allowed_lateness_s=allowed_lateness_s)
+
+
+def load_engine(paths: Iterable[Path] | None = None, *, allowed_lateness_s: float = 60.0,
+                previous: Engine | None = None) -> Engine:
+    """Load rule files/directories (None: the built-in packs) into an engine.
+
+    With ``previous``, state of unchanged rules is carried over (hot swap). A
+    failing load raises `RuleLoadError` and leaves ``previous`` untouched.
+    """
+    diags = Diagnostics()
+    loaded = load_paths(list(paths) if paths is not None else [builtin_packs()], diags)
+    engine = build_engine(loaded, diags, allowed_lateness_s=allowed_lateness_s)
+    return engine.swap_from(previous) if previous is not None else engine
+
+
+def engine_from_text(text: str, path: str = "<rules>.yaml", *, allowed_lateness_s: float = 60.0) -> Engine:
+    """An engine from one inline rule file (tests, examples)."""
+    diags = Diagnostics()
+    return build_engine(load_sources([(path, text)], diags), diags, allowed_lateness_s=allowed_lateness_s)
