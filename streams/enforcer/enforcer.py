@@ -123,10 +123,17 @@ class Enforcer:
             await self.stop()
             raise
 
-    async def _partitions(self, topic: str | None, required: bool) -> list[TopicPartition]:
+    async def _partitions(self, topic: str | None, required: bool, wait_s: float = 5.0) -> list[TopicPartition]:
+        """The topic's partitions, waiting briefly for metadata of a topic that was just created."""
         assert self._consumer is not None and topic is not None
-        await self._consumer.topics()  # refreshes metadata
-        parts = self._consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + wait_s
+        while True:
+            # aiokafka's own `topics()` does the same call; we need the partitions, not only the names
+            cluster = await self._consumer._client.fetch_all_metadata()  # noqa: SLF001
+            parts = cluster.partitions_for_topic(topic)
+            if parts or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         if not parts:
             if required:
                 raise EnforcerError(f"topic {topic!r} does not exist on {self.bootstrap}: "
