@@ -227,9 +227,21 @@ class _Gen:
             ast = g.parse(self.source)
         except g.ParseError as exc:
             raise self.fail(exc.offset, "OVR200", exc.message, exc.hint) from None
-        return self.node(ast)
+        self.failed = False
+        result = self.node(ast)
+        if self.failed:
+            raise _Fail()
+        return result
 
     def node(self, n: Any) -> tuple[str, Prereq]:
+        """Code of one node; a failing predicate is recorded and compilation goes on (all errors reported)."""
+        try:
+            return self._node(n)
+        except _Fail:
+            self.failed = True
+            return "False", None
+
+    def _node(self, n: Any) -> tuple[str, Prereq]:
         if isinstance(n, g.And | g.Or):
             parts = [self.node(i) for i in n.items]
             word = " and " if isinstance(n, g.And) else " or "

@@ -91,6 +91,7 @@ def _item(path: str, node: Node, lines: list[str], diags: Diagnostics, out: Pars
                         f"key {key!r} appears twice in {kind} {name_node.value!r}")
         body[key] = SafeConstructor().construct_document(value_node)
         _record(path, key, value_node, key_locations, lines, out)
+        key_locations[f"{key}:key"] = mark_location(path, key_node.start_mark)
     name = str(SafeConstructor().construct_document(name_node))
     return RawItem(kind=kind, name=name, body=body, location=mark_location(path, name_node.start_mark),
                    key_locations=key_locations)
