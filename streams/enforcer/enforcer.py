@@ -53,7 +53,7 @@ class Enforcer:
         self.stats: dict[str, int] = {
             "received": 0, "accepted": 0, "released": 0, "duplicate": 0, "stale": 0,
             "rejected_bad_signature": 0, "rejected_unknown_key": 0, "rejected_malformed": 0,
-            "rejected_expired": 0, "heartbeats": 0, "heartbeats_rejected": 0, "expired_leases": 0}
+            "rejected_expired": 0, "heartbeats": 0, "heartbeats_rejected": 0, "expired_leases": 0, "consume_errors": 0}
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,7 +149,15 @@ class Enforcer:
         if not pending:
             self.ready.set()
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep following: the active set stays, leases keep expiring, heartbeats age
+                self.stats["consume_errors"] += 1
+                log.exception("reading %s failed; retrying", self.topic)
+                await asyncio.sleep(1.0)
+                continue
             for tp, records in batches.items():
                 if tp.topic == self.topic:
                     for record in records:
