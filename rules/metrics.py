@@ -61,7 +61,7 @@ ITEM_KEYS = frozenset({"detector", "title", "description", "metric", "key", "buc
                        "max_keys", "enabled"})
 MAX_VALUES_PER_BUCKET = 256  # first_seen: distinct values carried per partial; the rest are counted
 MAX_GAP_FILL = 1440  # count metrics: at most this many empty buckets are observed as 0 in one gap
-DEFAULT_LATENESS = 60.0
+DEFAULT_LATENESS = 0.0  # on top of the runtime's watermark, which already holds back its allowed lateness
 DEFAULT_MAX_KEYS = 10_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -123,6 +123,11 @@ class MetricSpec:
     version: str = "1"
     description: str = ""
     max_keys: int = DEFAULT_MAX_KEYS
+
+    @property
+    def counts_matches(self) -> bool:
+        """count/rate numerator: events passing ``match``, or (without it) events having ``field``."""
+        return self.match is not None or (self.kind in ("count", "rate") and self.field is not None)
 
     def new_detector(self) -> Detector:
         return create(self.algorithm, **self.params)
@@ -271,6 +276,7 @@ class MetricRuntime:
         accs: dict[tuple[tuple[str, ...], float], _Acc] = {}
         getters, value_of, where, match = self._getters[spec.id], self._field[spec.id], spec.where, spec.match
         size, kind = spec.bucket, spec.kind
+        presence = value_of if kind in ("count", "rate") else None
         missing = non_numeric = 0
         for ev in events:
             if where is not None and not where(ev):
@@ -289,8 +295,13 @@ class MetricRuntime:
             acc.count += 1
             if ts > acc.max_ts:
                 acc.max_ts = ts
-            if match is not None and match(ev):
-                acc.matched += 1
+            if match is not None:
+                if match(ev):
+                    acc.matched += 1
+            elif presence is not None:
+                if presence(ev) is not None:
+                    acc.matched += 1
+                continue
             if value_of is None:
                 continue
             value = value_of(ev)
@@ -396,7 +407,7 @@ class MetricRuntime:
     @staticmethod
     def _value(spec: MetricSpec, p: Partial) -> float | None:
         if spec.kind == "count":
-            return float(p.matched if spec.match is not None else p.count)
+            return float(p.matched if spec.counts_matches else p.count)
         if spec.kind in ("rate", "distinct"):
             if p.count < spec.min_count or p.count == 0:
                 return None
@@ -411,16 +422,19 @@ class MetricRuntime:
 
     def _observe(self, spec: MetricSpec, state: _KeyState, p: Partial, observed: Any) -> list[Hit]:
         det = state.detector
+        peek = det.score(observed, ts=p.bucket_start)
+        why = det.explain() if det.fires(peek) else None  # the baseline the observation was judged against
         score = det.update(observed, ts=p.bucket_start)
         if score is None:
             self._stats["warming_up"] += 1
             return []
-        if not det.fires(score):
+        if why is None:
             return []
-        return [self._hit(spec, p, observed, score, det)]
+        why["deviation"] = det.last_deviation
+        return [self._hit(spec, p, observed, score, det, why)]
 
-    def _hit(self, spec: MetricSpec, p: Partial, observed: Any, score: float, det: Detector) -> Hit:
-        why = det.explain()
+    def _hit(self, spec: MetricSpec, p: Partial, observed: Any, score: float, det: Detector,
+             why: dict[str, Any]) -> Hit:
         group = dict(zip(spec.key, p.key, strict=True))
         end = p.bucket_start + spec.bucket
         evidence = {
@@ -526,8 +540,9 @@ class _Compiler:
             return None
         where = self._condition(metric, "where")
         match = self._condition(metric, "match")
-        if kind == "rate" and match is None and "match" not in metric:
-            self.fail("metric", "OVR403", "a rate metric needs 'match' (the numerator condition)")
+        if kind == "rate" and "match" not in metric and "field" not in metric:
+            self.fail("metric", "OVR403", "a rate metric needs 'match' (the numerator condition) or 'field' "
+                      "(the numerator is then the events where that field is present)")
         field_name = metric.get("field")
         if kind in ("mean", "quantile", "distinct", "first_seen") and not isinstance(field_name, str):
             self.fail("metric", "OVR403", f"a {kind} metric needs 'field' (the event field to measure)",

@@ -135,6 +135,11 @@ class Detector(ABC):
             return None
         return to_score(directed(dev, self.direction), self.threshold)
 
+    @property
+    def last_deviation(self) -> float | None:
+        """Signed deviation of the last observation passed to :meth:`update` (None in warm-up)."""
+        return self._last_deviation
+
     def fires(self, score: float | None) -> bool:
         """The decision wrapper: a score fires when it reaches ``fire_at``."""
         return score is not None and score >= self.fire_at
