@@ -68,7 +68,11 @@ class EventPublisher:
         """Connect (aiokafka needs the running loop, so the client is made here, not in ``__init__``)."""
         if self._producer is None:
             producer = AIOKafkaProducer(**self._config)
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
 
     async def stop(self) -> None:
