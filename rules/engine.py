@@ -221,10 +221,8 @@ class Engine:
 
 
 def builtin_packs() -> Path:
-    """The directory of the built-in packs, wherever the package is installed."""
-    from importlib.resources import files
-
-    return Path(str(files("rules").joinpath("packs")))
+    """The directory of the built-in packs (package data next to this module)."""
+    return Path(__file__).resolve().with_name("packs")
 
 
 def build_engine(loaded: LoadedSet, diags: Diagnostics, *, allowed_lateness_s: float = 60.0) -> Engine:
