@@ -9,8 +9,10 @@ escalation ladder, a cooldown, a lease, a blast-radius cap and a mode
 critical alert asking a human (``needs_confirmation``).
 
 Decisions depend only on the detections (their event time, ids and order),
-never on the wall clock, so a replay yields the same idempotency keys.
-Detections already counted are recognised by id and not counted twice.
+never on the wall clock, so a replay — live or in a backtest — yields the
+same decisions and idempotency keys. Detections already counted are
+recognised by id and not counted twice. Idle state is forgotten relative to
+the newest event time seen, not the wall clock.
 
 >>> item = RawItem("policy", "pause_on_critical", {"match": {"severity_at_least": "critical"},
 ...     "scope": "deployment", "ladder": ["pause"]}, Location("p.yaml", 1, 1))
@@ -156,6 +158,7 @@ class PolicyEngine:
         self.state: dict[str, _ScopeState] = {}  # "policy|mode|scope_value" -> state
         self.acted: dict[str, deque[tuple[float, str]]] = {}  # policy|mode -> (ts, scope value) it acted on
         self.known_scopes: dict[str, dict[str, float]] = {}  # kind -> value -> last seen
+        self.watermark = float("-inf")  # newest detection event time seen
         self.stats: dict[str, int] = {"detections": 0, "matched": 0, "no_scope": 0, "replayed": 0, "late": 0,
                                       "command": 0, "needs_confirmation": 0, "suppressed_cooldown": 0,
                                       "shadow_decisions": 0}
@@ -176,11 +179,12 @@ class PolicyEngine:
     def on_detection(self, det: dict[str, Any], now: float) -> list[Decision]:
         """Count one detection (``Detection.model_dump(mode="json")``) against every policy.
 
-        ``now`` is processing time; it is only used to forget idle state, so
-        it never changes a decision.
+        ``now`` (processing time) is accepted for the runtime's convenience but
+        never changes a decision: every clock here is the detections' event time.
         """
         self.stats["detections"] += 1
         ts = _epoch(det["ts"])
+        self.watermark = max(self.watermark, ts)
         out: list[Decision] = []
         for policy in self.policies:
             if not policy.match(det):
@@ -196,7 +200,7 @@ class PolicyEngine:
                 self.stats[decision.outcome] += 1
                 if decision.mode == "shadow":
                     self.stats["shadow_decisions"] += 1
-        self._forget_idle(now)
+        self._forget_idle()
         return out
 
     def _count(self, policy: Policy, value: str, det: dict[str, Any], ts: float) -> Decision | None:
@@ -247,7 +251,8 @@ class PolicyEngine:
         else:
             st.cooldown_until = ts + policy.cooldown_s
             st.level += 1
-            self.acted.setdefault(f"{policy.policy_id}|{mode}", deque()).append((ts, value))
+            if policy.max_share is not None:
+                self.acted.setdefault(f"{policy.policy_id}|{mode}", deque()).append((ts, value))
             if st.level > 1:
                 why += f"; escalation step {min(st.level, len(policy.ladder))} of {len(policy.ladder)}"
         return _decision(policy, mode, value, action, outcome, why, inside, ts)
@@ -264,7 +269,8 @@ class PolicyEngine:
         size = self.fleet_size(policy, ts)
         return size <= 0 or (len(targets) + 1) / size > policy.max_share
 
-    def _forget_idle(self, now: float) -> None:
+    def _forget_idle(self) -> None:
+        """Every 1024 detections, drop per-scope state that can no longer influence a decision."""
         if self.stats["detections"] % 1024:
             return
         by_id = {p.policy_id: p for p in self.policies}
@@ -272,9 +278,13 @@ class PolicyEngine:
             st = self.state[key]
             p = by_id.get(key.split("|", 1)[0])
             keep = max(p.window_s, p.cooldown_s, p.ladder_reset_s) if p else 0.0
-            newest = max(st.seen.values(), default=float("-inf"))
-            if newest < now - keep - 86400.0:
+            newest = max([*st.seen.values(), st.last_breach, st.cooldown_until])
+            if newest < self.watermark - keep:
                 del self.state[key]
+        horizon = self.watermark - 7 * 86400.0
+        for seen in self.known_scopes.values():
+            for value in [v for v, t in seen.items() if t < horizon]:
+                del seen[value]
 
     # -- state --------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -286,6 +296,7 @@ class PolicyEngine:
                       for k, s in self.state.items()},
             "acted": {k: list(v) for k, v in self.acted.items()},
             "known": self.known_scopes,
+            "watermark": _finite(self.watermark),
             "stats": self.stats,
         })
 
@@ -297,6 +308,7 @@ class PolicyEngine:
                       for k, s in data["state"].items()}
         self.acted = {k: deque((t, v) for t, v in items) for k, items in data["acted"].items()}
         self.known_scopes = data["known"]
+        self.watermark = _infinite(data.get("watermark"))
         self.stats.update(data["stats"])
 
 

@@ -51,7 +51,7 @@ class Enforcer:
         self.clock = clock
         self.checker = Checker(max_heartbeat_age_s, fail_closed_action, started_at=clock())
         self.stats: dict[str, int] = {
-            "received": 0, "accepted": 0, "released": 0, "duplicate": 0, "stale": 0,
+            "received": 0, "accepted": 0, "released": 0, "duplicate": 0,
             "rejected_bad_signature": 0, "rejected_unknown_key": 0, "rejected_malformed": 0,
             "rejected_expired": 0, "heartbeats": 0, "heartbeats_rejected": 0, "expired_leases": 0, "consume_errors": 0}
         self.ready = asyncio.Event()

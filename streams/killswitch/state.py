@@ -1,15 +1,20 @@
 """The active set: which containments hold right now, per slot, with their leases.
 
 Pure and synchronous. The worker's mirror (a Faust table) and every gateway
-enforcer feed it the commands of the compacted kill-switch topic in order;
-both then agree on what is active. Rules, in order:
+enforcer feed it the commands of the compacted kill-switch topic in topic
+order; both then agree on what is active. The rules are exactly those that
+survive compaction — the latest message of a slot is the slot's state:
 
-- a command older (``issued_at``) than the last one applied to its slot is
-  *stale* (a replay) and ignored; the same ``command_id`` again is a *duplicate*;
-- ``issue`` and ``extend`` carry the whole state of their slot and replace it
-  (latest wins), unless their lease has already expired (*expired*);
+- ``issue`` and ``extend`` carry the whole state of their slot and replace
+  it; one whose lease has already run out leaves the slot empty (*expired*);
 - ``release`` empties the slot;
+- the same ``command_id`` as the slot's last message is a *duplicate* (no-op);
 - a lease that runs out lifts the containment without any message.
+
+Ordering by ``issued_at`` would disagree with compaction (and with skewed
+clocks), so the topic order decides. Keeping a replayed, already-released
+command off the topic is the publisher's job: :meth:`ActiveSet.seen_key`
+says whether an idempotency key has been applied before.
 
 >>> from datetime import datetime, timedelta, UTC
 >>> from schemas.detections import Scope
@@ -36,7 +41,7 @@ from typing import Literal
 
 from schemas.killswitch import LADDER, KillSwitchCommand
 
-ApplyResult = Literal["applied", "released", "duplicate", "stale", "expired"]
+ApplyResult = Literal["applied", "released", "duplicate", "expired"]
 FLEET = "fleet"
 
 
@@ -75,8 +80,9 @@ class ActiveSet:
     def __init__(self) -> None:
         self.slots: dict[str, Effect] = {}
         self.index: dict[str, dict[str, tuple[Effect, ...]]] = {}
-        self._last: dict[str, tuple[float, str]] = {}  # slot -> (issued_at, command_id) of the last applied
-        self.stats: dict[str, int] = {"applied": 0, "released": 0, "duplicate": 0, "stale": 0, "expired": 0}
+        self._last: dict[str, str] = {}  # slot -> command_id of its last message
+        self._keys: set[str] = set()  # idempotency keys applied so far
+        self.stats: dict[str, int] = {"applied": 0, "released": 0, "duplicate": 0, "expired": 0}
 
     def apply(self, cmd: KillSwitchCommand, now: float) -> ApplyResult:
         """Apply one (already verified) command; say what it did."""
@@ -86,26 +92,24 @@ class ActiveSet:
 
     def _apply(self, cmd: KillSwitchCommand, now: float) -> ApplyResult:
         slot = cmd.slot()
-        issued = cmd.issued_at.timestamp()
-        last = self._last.get(slot)
-        if last is not None:
-            if last[1] == cmd.command_id:
-                return "duplicate"
-            if issued < last[0]:
-                return "stale"
+        if self._last.get(slot) == cmd.command_id:
+            return "duplicate"
+        self._last[slot] = cmd.command_id
+        self._keys.add(cmd.idempotency_key)
+        self._remove(slot)
         if cmd.op == "release":
-            self._last[slot] = (issued, cmd.command_id)
-            self._remove(slot)
             return "released"
         if cmd.lease_expires_at.timestamp() <= now:
             return "expired"
-        self._last[slot] = (issued, cmd.command_id)
-        self._remove(slot)
         effect = Effect.of(cmd)
         self.slots[slot] = effect
         by_value = self.index.setdefault(effect.scope_kind, {})
         by_value[effect.scope_value] = (*by_value.get(effect.scope_value, ()), effect)
         return "applied"
+
+    def seen_key(self, idempotency_key: str) -> bool:
+        """Has a command with this idempotency key been applied? (The issuer skips replays with it.)"""
+        return idempotency_key in self._keys
 
     def _remove(self, slot: str) -> None:
         old = self.slots.pop(slot, None)

@@ -211,3 +211,12 @@ def test_builtin_pack_pauses_on_three_high_and_flags_detectors() -> None:
     assert [(d.policy_id, d.action) for d in feed(engine, highs)] == [("pause_deployment_on_repeated_high", "pause")]
     flagged = feed(engine, [det(9, 0, "dep-7", severity="medium", kind="detector", tags=[])])
     assert [(d.policy_id, d.action) for d in flagged] == [("flag_detector_hits", "flag")]
+
+
+def test_idle_state_is_forgotten_by_event_time_without_changing_decisions() -> None:
+    engine = engine_of(threshold={"count": 2, "window": "10m"}, cooldown="1m", ladder_reset="1h")
+    for n in range(2048):  # one detection per deployment, a minute apart: ~34 hours of event time
+        assert engine.on_detection(det(n, n * 60, f"dep-{n}"), now=1e12) == []
+    assert len(engine.state) < 200  # only the last hour or so is kept
+    [decision] = engine.on_detection(det(5000, 2047 * 60 + 1, "dep-2047"), now=1e12)
+    assert decision.detection_ids == ["d2047", "d5000"]

@@ -18,22 +18,31 @@ def test_latest_command_per_slot_wins_and_duplicates_are_ignored() -> None:
     assert [e.action for e in s.active(NOW)] == ["pause"] and len(s) == 1
 
 
-def test_an_older_command_arriving_late_is_stale() -> None:
+def test_topic_order_decides_not_issued_at() -> None:
+    # a command stamped earlier (a skewed clock) but written later is what compaction keeps: it wins
     s = ActiveSet()
     s.apply(make_command(command_id="new", issued_at=T0 + timedelta(minutes=1)), NOW)
-    assert s.apply(make_command(command_id="old", action="flag"), NOW) == "stale"
-    assert s.get("deployment=dep-1", NOW).command_id == "new"
+    assert s.apply(make_command(command_id="old", action="flag"), NOW) == "applied"
+    assert s.get("deployment=dep-1", NOW).command_id == "old"
 
 
-def test_release_lifts_and_a_replayed_issue_does_not_come_back() -> None:
+def test_release_lifts_and_the_issuer_can_tell_a_replay() -> None:
     s = ActiveSet()
     issue = make_command(command_id="i")
     s.apply(issue, NOW)
-    release = make_command(command_id="r", op="release", issued_at=T0 + timedelta(minutes=1), lease=timedelta(0))
-    assert s.apply(release, NOW) == "released"
+    release = make_command(command_id="r", op="release", issued_at=T0 - timedelta(minutes=1), lease=timedelta(0))
+    assert s.apply(release, NOW) == "released"  # even from an operator whose clock is behind
+    assert s.apply(release, NOW) == "duplicate"
     assert s.lookup("deployment", "dep-1", NOW) == ()
-    assert s.apply(issue, NOW) == "stale"
-    assert s.stats == {"applied": 1, "released": 1, "duplicate": 0, "stale": 1, "expired": 0}
+    assert s.seen_key(issue.idempotency_key) and not s.seen_key("never-issued")
+    assert s.stats == {"applied": 1, "released": 1, "duplicate": 1, "expired": 0}
+
+
+def test_an_expired_message_empties_its_slot_like_compaction_would() -> None:
+    s = ActiveSet()
+    s.apply(make_command(command_id="a"), NOW)
+    assert s.apply(make_command(command_id="b", issued_at=T0 - timedelta(hours=3)), NOW) == "expired"
+    assert s.lookup("deployment", "dep-1", NOW) == () and len(s) == 0
 
 
 def test_leases_expire_without_a_message() -> None:
