@@ -58,16 +58,17 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     detections = app.topic(t("detections"), value_serializer="raw", key_serializer="raw", internal=False)
     killswitch = app.topic(t("killswitch"), value_serializer="raw", key_serializer="raw", internal=False)
 
-    issued = app.Table("killswitch-issued", default=None, partitions=settings.topic_partitions,
-                       key_serializer="raw", value_serializer="json")
-    alert_state = app.Table("alert-state", default=None, partitions=settings.topic_partitions,
-                            key_serializer="raw", value_serializer="json")
+    # str keys, JSON values (Faust's table default); co-partitioned with the detections topic
+    issued = app.Table("killswitch-issued", partitions=settings.topic_partitions,
+                       help="idempotency key -> command id of every kill-switch command issued")
+    alert_state = app.Table("alert-state", partitions=settings.topic_partitions,
+                            help="alert group key -> current alert")
     holder: dict[str, WorkerRuntime] = {}
 
     def runtime() -> WorkerRuntime:
         rt = holder.get("rt")
         if rt is None:
-            rt = runtime_factory(app, issued=_StrKeys(issued), alert_state=_StrKeys(alert_state))
+            rt = runtime_factory(app, issued=issued, alert_state=alert_state)
             holder["rt"] = rt
         return rt
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     async def detect(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                              e.message.value) for e in batch]
+                              e.message.value, e.message.timestamp) for e in batch]
             await runtime().handle_events(records)
 
     @app.agent(partials, name="fleet")
@@ -94,6 +95,12 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     async def killswitch_mirror(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await runtime().handle_command(event.message.value)
+
+    @app.on_before_shutdown.connect
+    async def close_runtime(app: faust.App, **kwargs: Any) -> None:
+        rt = holder.get("rt")
+        if rt is not None:
+            await rt.close()
 
     @app.timer(1.0)
     async def advance_event_time() -> None:
@@ -151,35 +158,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode(errors="replace")
     return str(v)
-
-
-class _StrKeys:
-    """A Faust table addressed with str keys (the table stores raw bytes keys)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.table.get(key.encode())
-        return default if value is None else value
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.table.get(key.encode())
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key.encode()] = value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.table.get(key.encode()) is not None
-
-    def __delitem__(self, key: str) -> None:
-        del self.table[key.encode()]
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return (k.decode() if isinstance(k, bytes) else k for k in self.table.keys())
-
-    def __len__(self) -> int:
-        return len(self.table)

@@ -125,7 +125,9 @@ class WorkerRuntime:
             if events:
                 self.max_event_ts = max(self.max_event_ts, max(e["_ts"] for e in events))
                 self.last_event_wall = time.time()
-            hits += self.core.engine.advance(self.watermark())
+            watermark = self.watermark()
+            hits += self.core.engine.advance(watermark)
+            hits += self.core.health.advance(watermark)
             partials = self.core.metrics.partials(events)
         now = datetime.now(UTC)
         detections = [hit_to_detection(h, now) for h in hits]
@@ -140,15 +142,24 @@ class WorkerRuntime:
             self.publish(self.topics["metrics"], [(p.route_key.encode(), p.to_bytes()) for p in partials]),
             self._publish_detections(detections),
         )
-        wall = time.time()
-        for d in detections:
-            self.latencies_ms.append((wall - d.ts.timestamp()) * 1000)
-        del self.latencies_ms[:-2000]
+        self._record_latency(detections, events)
         self.counters.add("messages_in", decoded.messages)
         self.counters.add("events_in", len(events))
         self.counters.add("deadlettered", len(decoded.deadletters))
         self.counters.add("detections", len(detections))
         self.counters.add("partials_out", len(partials))
+
+    def _record_latency(self, detections: list[Detection], events: list[dict[str, Any]]) -> None:
+        """Event-to-detection latency: from the event's Kafka timestamp to the detection being published."""
+        if not detections:
+            return
+        wall = time.time()
+        kts = {e["event_id"]: e["_kts"] for e in events if "_kts" in e}
+        for d in detections:
+            stamps = [kts[i] for i in d.event_ids if i in kts]
+            if stamps:
+                self.latencies_ms.append((wall - max(stamps)) * 1000)
+        del self.latencies_ms[:-5000]
 
     @staticmethod
     def _b64key(b64: str | None) -> bytes | None:
@@ -166,7 +177,8 @@ class WorkerRuntime:
     async def tick(self) -> None:
         """Timer: let event time pass (absences, window closes) even when no event arrives."""
         async with self.lock:
-            hits = self.core.engine.advance(self.watermark())
+            watermark = self.watermark()
+            hits = self.core.engine.advance(watermark) + self.core.health.advance(watermark)
         if hits:
             detections = [hit_to_detection(h) for h in hits]
             await self._store_detections(detections, token=None)

@@ -26,9 +26,13 @@ from streams.store.sink import ClickHouseSink
 log = logging.getLogger(__name__)
 
 
+def changelog_topics(app: faust.App) -> dict[str, int]:
+    return {table.changelog_topic.get_topic_name(): table.partitions or app.conf.topic_partitions
+            for table in app.tables.values()}
+
+
 def prepare(settings: Settings) -> tuple[str, Any, ClickHouseSink]:
     bootstrap = resolve_bootstrap(settings)
-    asyncio.run(ensure_topics(bootstrap, settings, **client_kwargs(settings)))
     core = build_core(settings.rules_paths, allowed_lateness_s=settings.allowed_lateness_s)
     sink = ClickHouseSink(lambda: connect_settings(settings), max_backoff_s=settings.sink_retry_max_s)
     sink.call(migrate)
@@ -42,6 +46,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
         return WorkerRuntime(settings, bootstrap, core, sink, **tables)
 
     app = create_app(settings, bootstrap, factory)
+    asyncio.run(ensure_topics(bootstrap, settings, changelogs=changelog_topics(app), **client_kwargs(settings)))
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:

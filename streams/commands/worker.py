@@ -13,7 +13,7 @@ db_app = typer.Typer(help="ClickHouse schema management.", no_args_is_help=True)
 
 def worker(loglevel: str = typer.Option("WARNING", help="Faust/mode log level")) -> None:
     """Run a worker: consume events, detect, store, and act (Ctrl-C stops it cleanly)."""
-    from rules.engine import RuleLoadError
+    from rules.errors import RuleLoadError
     from streams.kafka.clients import NoBrokerError
     from streams.worker import run_worker
 

@@ -28,7 +28,7 @@ from schemas.ids import new_event_id
 
 MODELS = {
     "atlas-7b": {"refusal": 0.10, "latency": 420.0, "checkpoint": "/models/atlas-7b/ckpt-0042"},
-    "borealis-70b": {"refusal": 0.15, "latency": 1300.0, "checkpoint": "/models/borealis-70b/ckpt-0117"},
+    "borealis-70b": {"refusal": 0.22, "latency": 1300.0, "checkpoint": "/models/borealis-70b/ckpt-0117"},
     "cirrus-mini": {"refusal": 0.08, "latency": 180.0, "checkpoint": "/models/cirrus-mini/ckpt-0009"},
 }
 DEPLOYMENTS = {

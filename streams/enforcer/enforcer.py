@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.enforcer.check import Checker
 from streams.enforcer.decision import Decision, FailClosedAction
 from streams.killswitch.signing import KeyRing
+from streams.killswitch.state import ActiveSet
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class Enforcer:
         return self.checker.check(model, deployment, tenant, agent_run, session, tool, new_run, self.clock())
 
     @property
-    def active(self):  # noqa: ANN201 - ActiveSet, re-exported for inspection
+    def active(self) -> ActiveSet:
+        """The verified, applied commands (for inspection and `overseer killswitch list`)."""
         return self.checker.active
 
     # -- feeding ----------------------------------------------------------------

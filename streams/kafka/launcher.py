@@ -318,7 +318,11 @@ class LocalKafka:
                 self.down()
                 raise LauncherError(f"brokers {[n.node_id for n in pending]} not listening after {timeout:.0f}s")
             time.sleep(0.2)
-        _wait_metadata(cluster.bootstrap, len(cluster.nodes), deadline)
+        try:
+            _wait_metadata(cluster.bootstrap, len(cluster.nodes), deadline)
+        except LauncherError:
+            self.down()
+            raise
 
     def _up_tansu(self, timeout: float) -> Cluster:
         try:
@@ -370,12 +374,18 @@ def _wait_metadata(bootstrap: str, expected_brokers: int, deadline: float) -> No
         finally:
             await admin.close()
 
+    import concurrent.futures
+
     last: Exception | None = None
+    # its own thread and loop: callers may already be inside an event loop
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     while time.monotonic() < deadline:
         try:
-            if asyncio.run(probe()) >= expected_brokers:
+            if pool.submit(lambda: asyncio.run(probe())).result() >= expected_brokers:
+                pool.shutdown()
                 return
         except Exception as exc:  # broker still starting
             last = exc
         time.sleep(0.5)
+    pool.shutdown()
     raise LauncherError(f"cluster at {bootstrap} did not report {expected_brokers} brokers in time ({last})")

@@ -47,8 +47,15 @@ def topic_configs(spec: TopicSpec, settings: Settings) -> dict[str, str]:
     return configs
 
 
-async def ensure_topics(bootstrap: str, settings: Settings, **client_kwargs: object) -> list[str]:
-    """Create the missing topics; return the names that were created."""
+async def ensure_topics(bootstrap: str, settings: Settings, *, changelogs: dict[str, int] | None = None,
+                        **client_kwargs: object) -> list[str]:
+    """Create the missing topics; return the names that were created.
+
+    ``changelogs`` (name -> partitions) are the Faust tables' changelog topics.
+    Faust would create them itself with CreateTopics v1, which Kafka 4.0
+    removed (KIP-896), so they are created here, compacted, through aiokafka's
+    admin client, which negotiates a supported version.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)  # type: ignore[arg-type]
     await admin.start()
     try:
@@ -58,6 +65,10 @@ async def ensure_topics(bootstrap: str, settings: Settings, **client_kwargs: obj
                      settings.topic_replication, topic_configs=topic_configs(spec, settings))
             for spec in TOPICS if settings.topic(spec.name) not in existing
         ]
+        compacted = {"cleanup.policy": "compact",
+                     "min.insync.replicas": str(min(settings.topic_min_insync, settings.topic_replication))}
+        wanted += [NewTopic(name, partitions, settings.topic_replication, topic_configs=compacted)
+                   for name, partitions in (changelogs or {}).items() if name not in existing]
         if not wanted:
             return []
         try:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rules.engine import Engine, RuleLoadError, load_engine
+from rules.engine import Engine, load_engine
+from rules.errors import RuleLoadError
 from rules.health import ProducerGapTracker
 from rules.metrics import MetricRuntime
 from rules.metrics import compile_items as compile_detectors
@@ -36,7 +37,5 @@ def build_core(rules_paths: list[Path] | None, *, allowed_lateness_s: float) -> 
     ctx = engine.context
     metrics = compile_detectors(engine.items("detector"), ctx)
     policies = compile_policies(engine.items("policy"), ctx)
-    diagnostics = [d for d in getattr(ctx, "diagnostics", []) if getattr(d, "severity", "error") == "error"]
-    if diagnostics:
-        raise RuleLoadError(diagnostics)
-    return DetectionCore(engine, metrics, policies, ProducerGapTracker())
+    ctx.diags.raise_if_errors()  # detector and policy items report into the same diagnostics
+    return DetectionCore(engine, metrics, policies, ProducerGapTracker(lateness_s=allowed_lateness_s))

@@ -35,6 +35,7 @@ class Record(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None  # Kafka append/create time, epoch seconds: the start of detection latency
 
 
 @dataclass
@@ -72,6 +73,8 @@ def event_to_dict(event: Event, rec: Record | None = None) -> dict[str, Any]:
     d["_ts"] = event.ts.timestamp()
     if rec is not None:
         d["_src"] = (rec.topic, rec.partition, rec.offset)
+        if rec.timestamp is not None:
+            d["_kts"] = rec.timestamp
     return d
 
 
