@@ -75,7 +75,7 @@ async def kafka_leg(bootstrap: str, breaches: int, load_eps: int) -> dict[str, o
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     from rules.items import Location, RawItem
-    from rules.policy import _NullContext, compile_items
+    from rules.policy import RaisingContext, compile_items
     from streams.killswitch.commands import build_command
     from streams.killswitch.topic import ensure_compacted_topic
 
@@ -91,7 +91,7 @@ async def kafka_leg(bootstrap: str, breaches: int, load_eps: int) -> dict[str, o
     signer = load_or_create_signing_key(Path(tempfile.mkdtemp()) / "k.pem", "bench")
     engine = compile_items([RawItem("policy", "bench", {"match": {"severity_at_least": "critical"},
                                                         "scope": "deployment", "ladder": ["pause"]},
-                                    Location("bench", 1, 1))], _NullContext())
+                                    Location("bench", 1, 1))], RaisingContext())
     enforcer = Enforcer(bootstrap, KeyRing({"bench": signer.public_key}), topic=topic, heartbeat_topic=None)
     await enforcer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

@@ -16,7 +16,7 @@ the newest event time seen, not the wall clock.
 
 >>> item = RawItem("policy", "pause_on_critical", {"match": {"severity_at_least": "critical"},
 ...     "scope": "deployment", "ladder": ["pause"]}, Location("p.yaml", 1, 1))
->>> engine = compile_items([item], _NullContext())
+>>> engine = compile_items([item], RaisingContext())
 >>> det = {"detection_id": "d1", "kind": "rule", "rule_id": "r", "rule_version": "1",
 ...        "severity": "critical", "tags": [], "mode": "enforce",
 ...        "scope": {"kind": "agent_run", "value": "run-1"}, "ts": "2026-01-01T00:00:00Z",
@@ -361,7 +361,7 @@ def _fmt_duration(seconds: float) -> str:
 
 
 # -- compilation ------------------------------------------------------------------
-class _NullContext:
+class RaisingContext:
     """A CompileContext that raises on the first error (for doctests and quick scripts)."""
 
     def compile_condition(self, source: str, location: Location) -> None:
@@ -423,7 +423,7 @@ def _compile_one(item: RawItem, ctx: CompileContext) -> Policy | None:
     if mode not in ("enforce", "shadow"):
         err("mode", "OVR506", f"mode must be enforce or shadow, not {mode!r}")
 
-    def duration(key: str, raw: Any, default: float) -> float:
+    def duration(key: str, raw: Any, default: float, allow_zero: bool = False) -> float:
         if raw is None:
             return default
         try:
@@ -431,7 +431,7 @@ def _compile_one(item: RawItem, ctx: CompileContext) -> Policy | None:
         except ValueError as exc:
             err(key, "OVR507", str(exc))
             return default
-        if seconds <= 0:
+        if seconds < 0 or (seconds == 0 and not allow_zero):
             err(key, "OVR507", f"{key} must be positive")
         return seconds
 
@@ -459,7 +459,7 @@ def _compile_one(item: RawItem, ctx: CompileContext) -> Policy | None:
     policy = Policy(
         policy_id=item.name, version=str(body.get("version", "1")), match=match, scope=scope,
         count=count, window_s=window_s, ladder=ladder,
-        cooldown_s=duration("cooldown", body.get("cooldown"), 300.0) if body.get("cooldown") != 0 else 0.0,
+        cooldown_s=duration("cooldown", body.get("cooldown"), 300.0, allow_zero=True),
         lease_s=duration("lease", body.get("lease"), 3600.0), mode=mode,
         throttle_rate=float(rate) if isinstance(rate, int | float) else None,
         revoke_tools=tuple(tools) if isinstance(tools, list) else (),
