@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -66,12 +67,15 @@ class _Context:
         try:
             asyncio.run(ensure_compacted_topic(self.bootstrap, self.topic, self.settings.topic_replication))
             return asyncio.run(read_state(self.bootstrap, self.topic, self.keyring()))
-        except (EnforcerError, TimeoutError, OSError) as exc:
-            _fail(f"cannot read {self.topic} from {self.bootstrap}: {exc}")
+        except (EnforcerError, KafkaError, TimeoutError, OSError) as exc:
+            _fail(f"cannot read {self.topic} from {self.bootstrap}: {exc!r}")
 
     def publish(self, cmd: KillSwitchCommand) -> None:
-        asyncio.run(ensure_compacted_topic(self.bootstrap, self.topic, self.settings.topic_replication))
-        asyncio.run(publish_commands(self.bootstrap, self.topic, [cmd]))
+        try:
+            asyncio.run(ensure_compacted_topic(self.bootstrap, self.topic, self.settings.topic_replication))
+            asyncio.run(publish_commands(self.bootstrap, self.topic, [cmd]))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            _fail(f"command {cmd.command_id} NOT published to {self.topic} on {self.bootstrap}: {exc!r}")
 
 
 def _fail(message: str) -> Any:
