@@ -17,6 +17,11 @@ ingest_app = typer.Typer(help="Receive OTLP/HTTP traces and other formats into K
 console = Console(stderr=True)
 
 
+@ingest_app.callback()
+def ingest() -> None:
+    """Receive OTLP/HTTP traces and other formats into Kafka (a group, so `serve` is always named)."""
+
+
 @ingest_app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="bind address (0.0.0.0 to accept remote exporters)"),
