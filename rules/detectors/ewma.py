@@ -16,7 +16,7 @@ class EWMAZScore(Detector):
     spread so that a perfectly flat baseline does not turn noise into infinite
     z-scores; ``warmup`` observations are learned before scoring.
 
-    Parameters: ``alpha`` (0.1), ``threshold`` (4.0, in standard deviations),
+    Parameters: ``alpha`` (0.05), ``threshold`` (4.5, in standard deviations),
     ``warmup`` (8), ``direction`` (both), ``min_std`` (1e-9), ``fire_at`` (0.5).
 
     >>> d = EWMAZScore(warmup=3)
@@ -25,14 +25,14 @@ class EWMAZScore(Detector):
     >>> d.update(11.0)
     0.0
     >>> round(d.update(20.0), 3)
-    0.89
+    0.859
     >>> d.explain()["baseline"]
     12.8
     """
 
     name = "ewma_zscore"
 
-    def __init__(self, *, alpha: float = 0.1, threshold: float = 4.0, warmup: int = 8,
+    def __init__(self, *, alpha: float = 0.05, threshold: float = 4.5, warmup: int = 8,
                  direction: str = "both", min_std: float = 1e-9, fire_at: float = 0.5) -> None:
         super().__init__(alpha=alpha, threshold=threshold, warmup=warmup, direction=direction,
                          min_std=min_std, fire_at=fire_at)

@@ -25,7 +25,7 @@ REGISTRY: dict[str, type[Detector]] = {
 }
 
 #: the recommended detector for a single numeric metric series (see docs/detectors.md)
-DEFAULT_SERIES_DETECTOR = "mad"
+DEFAULT_SERIES_DETECTOR = "cusum"
 
 
 def get(name: str) -> type[Detector]:

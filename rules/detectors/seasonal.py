@@ -33,7 +33,7 @@ class Seasonal(Detector):
     which one was used (``baseline_source``).
 
     Parameters: ``period`` (604800), ``slots`` (168), ``alpha`` (0.1),
-    ``threshold`` (4.0), ``warmup`` (2), ``direction`` (both), ``min_std``
+    ``threshold`` (5.0), ``warmup`` (2), ``direction`` (both), ``min_std``
     (1e-9), ``fire_at`` (0.5).
 
     >>> d = Seasonal(period=4.0, slots=2)     # slots: t % 4 in [0, 2) quiet, [2, 4) busy
@@ -41,14 +41,14 @@ class Seasonal(Detector):
     >>> xs = [(1.0 if t % 4 < 2 else 9.0) + noise[t % 5] for t in range(24)]
     >>> scores = [d.update(x, ts=t) for t, x in enumerate(xs)]
     >>> scores.index(None, 11), round(max(scores[12:]), 2)   # warm from t=12 on, quiet since
-    (11, 0.2)
+    (11, 0.16)
     >>> round(d.score(9.0, ts=24.0), 3), round(d.score(9.0, ts=26.0), 3)  # busy value: quiet vs busy slot
-    (1.0, 0.021)
+    (0.999, 0.017)
     """
 
     name = "seasonal"
 
-    def __init__(self, *, period: float = WEEK, slots: int = 168, alpha: float = 0.1, threshold: float = 4.0,
+    def __init__(self, *, period: float = WEEK, slots: int = 168, alpha: float = 0.1, threshold: float = 5.0,
                  warmup: int = 2, direction: str = "both", min_std: float = 1e-9, fire_at: float = 0.5) -> None:
         super().__init__(period=period, slots=slots, alpha=alpha, threshold=threshold, warmup=warmup,
                          direction=direction, min_std=min_std, fire_at=fire_at)
