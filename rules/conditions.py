@@ -39,6 +39,7 @@ INDEX_FIELDS = ("action_category", "event_type")  # equality prerequisites used 
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.never_capture = True  # only "does it match" is asked: no capture bookkeeping
 _CONST = re.compile(r"_K\d+_")
 
 
@@ -133,6 +134,12 @@ class ConditionContext:
         predicate = eval(f"lambda e{defaults}: {code}", namespace)  # noqa: S307 - generated from a checked AST
         canon = _CONST.sub(lambda m: self._canon[int(m.group()[2:-1])], code)
         return Compiled(predicate, prereq, canon, code)
+
+    def namespace(self) -> dict[str, Any]:
+        """Helpers and every pooled constant: the globals of code fused from many conditions."""
+        out = dict(_GLOBALS)
+        out.update({f"_K{i}_": v for i, v in enumerate(self._consts)})
+        return out
 
     def check_all(self) -> None:
         """Validate every list and macro, used or not (so a typo in an unused macro is still reported)."""
@@ -467,8 +474,26 @@ class _Gen:
             raise self.fail(offset, "OVR203", f"invalid regular expression {pattern!r}: {detail}",
                             "RE2 syntax: no backreferences or lookaround (https://github.com/google/re2/wiki/Syntax)"
                             ) from None
-        c = self.ctx.const(compiled.search, f"re2{pattern!r}")
-        return f"(type(_v := {get}) is str and {c}(_v) is not None)"
+        c = self.ctx.const(_re2_searcher(compiled), f"re2{pattern!r}")
+        return f"(type(_v := {get}) is str and {c}(_v))"
+
+
+def _re2_searcher(compiled: Any) -> Callable[[str], bool]:
+    """A boolean RE2 search without the wrapper's match-object bookkeeping (about 2x faster).
+
+    Uses the pinned google-re2's compiled object directly; falls back to the public API.
+    """
+    rx = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if rx is None or anchor is None:
+        return lambda text: compiled.search(text) is not None
+    match = rx.Match
+
+    def search(text: str) -> bool:
+        data = text.encode("utf-8", "surrogatepass")
+        return bool(match(anchor, data, 0, len(data))[0][0] != -1)
+
+    return search
 
 
 def _simple_glob(pattern: str) -> tuple[str, str] | None:

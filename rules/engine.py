@@ -46,6 +46,7 @@ from rules.windows import SlidingWindow, TumblingWindow
 SNAPSHOT_VERSION = 1
 _TS = itemgetter("_ts")
 Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]
+Bucket = tuple[Callable[[dict[str, Any]], list[int]], tuple[Unit, ...]]
 
 
 class _EventRule:
@@ -70,8 +71,9 @@ class Engine:
         self.counters = {"events": 0, "late_events": 0, "hits": 0, "eval_errors": 0, "state_dropped": 0}
         self._stateful: dict[str, Any] = {}
         self._suppressors: dict[str, Suppressor] = {}
-        self._units: list[tuple[dict[str, frozenset[Any]] | None, Unit]] = []
-        self._cache: dict[tuple[Any, Any], tuple[Unit, ...]] = {}
+        self._units: list[tuple[dict[str, frozenset[Any]] | None, Unit, str]] = []
+        self._cache: dict[tuple[Any, Any], Bucket] = {}
+        self._namespace: dict[str, Any] = context.namespace()
         for rule in rules:
             if rule.enabled:
                 self._add(rule)
@@ -87,7 +89,7 @@ class Engine:
             for i in reversed(range(len(rule.sequence.steps))):  # advance partials before starting new ones
                 step = rule.sequence.steps[i]
                 self._units.append((step.condition.prereq, (self._guard(rule, step.condition.predicate),
-                                                            seq.on_event, i)))
+                                                            seq.on_event, i), self._code(rule, step.condition.code)))
             return
         assert rule.condition is not None
         handler: Any
@@ -96,7 +98,15 @@ class Engine:
             self._stateful[rule.id] = handler
         else:
             handler = _EventRule(rule, emit)
-        self._units.append((rule.condition.prereq, (self._guard(rule, rule.condition.predicate), handler.on_event, 0)))
+        self._units.append((rule.condition.prereq, (self._guard(rule, rule.condition.predicate), handler.on_event, 0),
+                            self._code(rule, rule.condition.code)))
+
+    def _code(self, rule: RuleDef, code: str) -> str:
+        if not rule.exceptions:
+            return code
+        name = f"_X{len(self._units)}_"
+        self._namespace[name] = rule.excepted
+        return f"({code} and not {name}(e))"
 
     @staticmethod
     def _guard(rule: RuleDef, pred: Predicate) -> Predicate:
@@ -111,18 +121,39 @@ class Engine:
             return lambda hit, e, out: out.append(hit)
         return sup.admit
 
-    def _bucket(self, key: tuple[Any, Any]) -> tuple[Unit, ...]:
+    def _bucket(self, key: tuple[Any, Any]) -> Bucket:
+        """The rules an event with this (event_type, action_category) can match, fused into one function.
+
+        The function evaluates every candidate condition inline (no call per rule) and returns the
+        indexes of the matching units; their handlers run afterwards, so when a malformed event makes
+        a condition raise, the event is re-run rule by rule without any handler having run twice.
+        """
         event_type, action_category = key
-        units = []
-        for prereq, unit in self._units:
+        units: list[Unit] = []
+        lines = ["def _bucket(e):", "    m = []"]
+        for prereq, unit, code in self._units:
             if prereq is not None:
                 if "action_category" in prereq and action_category not in prereq["action_category"]:
                     continue
                 if "event_type" in prereq and event_type not in prereq["event_type"]:
                     continue
+            lines += [f"    if {code}:", f"        m.append({len(units)})"]
             units.append(unit)
-        self._cache[key] = tuple(units)
+        lines.append("    return m")
+        namespace = dict(self._namespace)
+        exec("\n".join(lines), namespace)  # noqa: S102 - generated from compiled, checked conditions
+        self._cache[key] = (namespace["_bucket"], tuple(units))
         return self._cache[key]
+
+    def _one_by_one(self, e: dict[str, Any], units: tuple[Unit, ...]) -> list[int]:
+        matched = []
+        for i, (pred, _, _) in enumerate(units):
+            try:
+                if pred(e):
+                    matched.append(i)
+            except (TypeError, AttributeError, ValueError):  # a malformed event dict never stops a batch
+                self.counters["eval_errors"] += 1
+        return matched
 
     # -- BatchEvaluator -------------------------------------------------------------------------
     def process(self, events: list[dict[str, Any]]) -> list[Hit]:
@@ -135,22 +166,20 @@ class Engine:
         if events[0]["_ts"] < late_before:
             self.counters["late_events"] += bisect.bisect_left(events, late_before, key=_TS)
         cache = self._cache
-        errors = 0
         for e in events:
             key = (e.get("event_type"), e.get("action_category"))
-            units = cache.get(key)
-            if units is None:
-                units = self._bucket(key)
-            for pred, on_event, step in units:
-                try:
-                    matched = pred(e)
-                except (TypeError, AttributeError, ValueError):  # a malformed event dict never stops a batch
-                    errors += 1
-                    continue
-                if matched:
-                    on_event(e, step, out)
+            bucket = cache.get(key)
+            if bucket is None:
+                bucket = self._bucket(key)
+            fused, units = bucket
+            try:
+                matched = fused(e)
+            except (TypeError, AttributeError, ValueError):
+                matched = self._one_by_one(e, units)
+            for i in matched:
+                _, on_event, step = units[i]
+                on_event(e, step, out)
         self.counters["events"] += len(events)
-        self.counters["eval_errors"] += errors
         self._advance(events[-1]["_ts"], out)
         self.counters["hits"] += len(out)
         return out

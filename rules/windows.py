@@ -70,12 +70,15 @@ class _WindowBase:
         assert rule.window is not None
         self.rule, self.spec, self.lateness, self.emit = rule, rule.window, lateness, emit
         self.group_getters = tuple(getter(f) for f in self.spec.group_by)
+        flat = all("." not in f for f in self.spec.group_by)
+        self.group_fields = self.spec.group_by if flat else None
         self.value_getter = getter(self.spec.field) if self.spec.field else None
         self.test = _CMP[self.spec.op]
         self.overflow = 0
 
     def key(self, e: dict[str, Any]) -> tuple[Any, ...] | None:
-        key = tuple(g(e) for g in self.group_getters)
+        fields = self.group_fields
+        key = tuple(map(e.get, fields)) if fields is not None else tuple(g(e) for g in self.group_getters)
         return None if None in key else key
 
     def fire(self, e: dict[str, Any], key: tuple[Any, ...], value: float, count: int, ids: list[str],
@@ -123,7 +126,7 @@ class TumblingWindow(_WindowBase):
             del ids[0]
         acc[LAST_TS] = max(acc[LAST_TS], ts)
         if not self.eager:
-            acc[CTX] = reduce_event(e, self.rule.context_fields)
+            acc[CTX] = e  # reduced to the context fields only when snapshotted (see dump)
         elif not acc[FIRED]:
             value = self._value(acc)
             if value is not None and acc[COUNT] >= s.min_count and self.test(value, s.value):
@@ -149,8 +152,9 @@ class TumblingWindow(_WindowBase):
         return sum(len(a) for a in self.buckets.values())
 
     def dump(self) -> Any:
+        fields = self.rule.context_fields
         return [[start, list(key), [*acc[:DISTINCT], sorted(acc[DISTINCT]) if acc[DISTINCT] is not None else None,
-                                    *acc[FIRED:]]]
+                                    *acc[FIRED:CTX], reduce_event(acc[CTX], fields) if acc[CTX] else None]]
                 for start, accs in self.buckets.items() for key, acc in accs.items()]
 
     def load(self, data: Any) -> None:

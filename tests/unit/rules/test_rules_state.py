@@ -96,3 +96,23 @@ def test_failed_reload_leaves_the_running_engine_untouched(tmp_path: object) -> 
     with pytest.raises(RuleLoadError):
         engine_from_text(SEQ.replace("maxspan: 10m", "maxspan: often"))
     assert len(running.process([step(1, "exec"), step(2, "net_egress")])) == 1
+
+
+def test_snapshot_of_a_window_judged_at_close_keeps_what_the_hit_needs() -> None:
+    text = """
+- rule: slow
+  title: Slow
+  severity: medium
+  condition: event_type = "inference"
+  window: {agg: avg, field: latency_ms, duration: 60s, group_by: [deployment_id], op: ">", value: 100}
+  output: "avg {window.value:.0f} on {deployment_id} ({request_model})"
+"""
+    before = engine_from_text(text, allowed_lateness_s=0)
+    before.process([ev(t, event_type="inference", deployment_id="d1", request_model="m", latency_ms=300.0,
+                       content="x" * 1000) for t in (1, 2)])
+    blob = before.snapshot()
+    assert b"xxxx" not in blob  # only the fields a hit needs are kept, not the event's content
+    after = engine_from_text(text, allowed_lateness_s=0)
+    after.restore(blob)
+    hits = after.advance(60)
+    assert [(h.output, h.scope_value, h.model) for h in hits] == [("avg 300 on d1 (m)", "d1", "m")]
