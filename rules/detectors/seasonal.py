@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from typing import Any
 
 from rules.detectors._moments import Moments
@@ -108,14 +110,20 @@ class Seasonal(Detector):
                 "n": self._slot_stats[self._last_slot].n}
 
     def _state(self) -> dict[str, Any]:
-        return {"sl": {str(k): v.to_list() for k, v in sorted(self._slot_stats.items())}, "ls": self._last_slot,
+        # 168 slots x (n, mean, var): little-endian float64, base64 — smaller than JSON text, and exact
+        slots = sorted(self._slot_stats.items())
+        flat = [v for _, m in slots for v in m.to_list()]
+        packed = struct.pack(f"<{len(flat)}d", *flat)
+        return {"sk": [k for k, _ in slots], "sv": base64.b64encode(packed).decode(), "ls": self._last_slot,
                 "r": self._resid.to_list(), "g": self._global.to_list()}
 
     def _load(self, state: dict[str, Any]) -> None:
+        raw = base64.b64decode(state["sv"])
+        values = struct.unpack(f"<{len(raw) // 8}d", raw)
         self._slot_stats = {}
-        for key, data in state["sl"].items():
+        for i, key in enumerate(state["sk"]):
             self._slot_stats[int(key)] = m = Moments(self.alpha)
-            m.load(data)
+            m.load(values[3 * i:3 * i + 3])
         self._last_slot = state["ls"]
         self._resid.load(state["r"])
         self._global.load(state["g"])
