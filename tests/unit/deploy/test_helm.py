@@ -29,6 +29,10 @@ ENSURE_HELM = REPO / "scripts" / "ensure-helm.sh"
 K8S_VERSIONS = ["1.25.0", "1.37.0"]
 SECRET_SETTINGS = {"kafka_sasl_password", "clickhouse_password"}
 
+# The first test pays for building helm on a fresh machine (a few minutes on
+# two shared cores); the project-wide 600 s timeout is too tight for that.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
@@ -133,6 +137,7 @@ BAD_VALUES = {
     "the latest tag": {"image": {"tag": "latest"}},
     "a relative rules mount": {"rules": {"mountPath": "rules"}},
     "both PDB bounds": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
+    "an unknown log level": {"logLevel": "LOUD"},
 }
 
 
