@@ -110,10 +110,23 @@ def test_strict_validation_catches_an_unknown_field(default: list[dict[str, Any]
 
 def test_kinds(default: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> None:
     assert sorted(d["kind"] for d in default) == [
-        "ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
+        "ConfigMap", "Deployment", "Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
     assert sorted(d["kind"] for d in scaled) == [
-        "ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+        "ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Pod", "PodDisruptionBudget",
         "Service", "ServiceAccount"]
+
+
+def test_helm_test_pod_checks_readiness_through_the_service(default: list[dict[str, Any]]) -> None:
+    pod = one(default, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = one(default, "Service")
+    selector = service["spec"]["selector"]
+    assert not selector.items() <= pod["metadata"]["labels"].items(), "the test pod must not be a backend"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    port = service["spec"]["ports"][0]["port"]
+    assert f'"http://{service["metadata"]["name"]}:{port}/readyz"' in script
+    compile(script, "test-ready", "exec")
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_recommended_labels(scaled: list[dict[str, Any]]) -> None:
