@@ -30,6 +30,8 @@ def serve(
     max_pending: int = typer.Option(50_000, "--max-pending", min=1,
                                     help="events awaiting Kafka acks before requests get 503 (backpressure)"),
     keep_content: bool = typer.Option(False, "--keep-content", help="keep text, not only sha256 hashes"),
+    keep_arguments: bool = typer.Option(False, "--keep-arguments",
+                                        help="keep tool-call arguments as text; prompts stay hashed"),
     bootstrap: str | None = typer.Option(None, "--bootstrap"),
 ) -> None:
     """Serve POST /v1/traces (OTLP JSON/protobuf) and POST /v1/events?format=… until Ctrl-C."""
@@ -43,7 +45,7 @@ def serve(
         raise typer.Exit(1) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = ReceiverConfig(max_body_bytes=int(max_body_mb * 1024 * 1024),
-                            options=AdapterOptions(keep_content=keep_content))
+                            options=AdapterOptions(keep_content=keep_content, keep_arguments=keep_arguments))
 
     async def app() -> web.Application:
         publisher = EventPublisher(server, settings.topic("events"), settings.topic("deadletter"),

@@ -36,6 +36,8 @@ def send(
     tenant_id: str | None = typer.Option(None, "--tenant-id", help="for events that do not say"),
     keep_content: bool = typer.Option(False, "--keep-content", help="keep prompt/completion/argument text, "
                                                                     "not only sha256 hashes"),
+    keep_arguments: bool = typer.Option(False, "--keep-arguments", help="keep tool-call arguments (commands, "
+                                                                        "paths, URLs) as text; prompts stay hashed"),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="events per Kafka message"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
 ) -> None:
@@ -52,7 +54,7 @@ def send(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     context = {k: v for k, v in (("deployment_id", deployment_id), ("tenant_id", tenant_id)) if v}
-    options = AdapterOptions(keep_content=keep_content, context=context)
+    options = AdapterOptions(keep_content=keep_content, keep_arguments=keep_arguments, context=context)
     summary = SendSummary(name, format, topic or settings.topic("events"))
     publisher = EventPublisher(server, summary.topic, deadletter_topic or settings.topic("deadletter"),
                                producer_id=producer_id, max_batch=batch_size,

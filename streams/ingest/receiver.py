@@ -21,7 +21,7 @@ those fields where an event does not set them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -101,7 +101,7 @@ def make_app(publisher: EventPublisher, config: ReceiverConfig | None = None) ->
             body = await _read_body(request, cfg.max_body_bytes)
             payload = body if request.content_type == PROTOBUF else _json(body)
             context = {k: request.query[k] for k in CONTEXT_PARAMS if request.query.get(k)}
-            options = AdapterOptions(keep_content=cfg.options.keep_content, context=context)
+            options = replace(cfg.options, context={**cfg.options.context, **context})
             result = _adapt(fmt, payload, options)
             await _publish(publisher, result, f"http:/v1/events?format={fmt}", stats)
         except _Reply as reply:

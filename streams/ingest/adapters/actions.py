@@ -111,7 +111,7 @@ def argument_fields(arguments: str | None, options: AdapterOptions) -> dict[str,
     if arguments is None:
         return {}
     out: dict[str, Any] = {"tool_arguments_hash": sha256_hex(arguments)}
-    if options.keep_content:
+    if options.keep_content or options.keep_arguments:
         out["tool_arguments"] = arguments
     return out
 

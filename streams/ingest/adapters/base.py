@@ -31,9 +31,13 @@ class AdapterOptions:
     ``keep_content=False`` (the default) stores only sha256 hashes of prompts,
     completions and tool arguments (``content_hash``, ``tool_arguments_hash``);
     ``True`` also keeps the text in ``content`` / ``tool_arguments``.
+    ``keep_arguments=True`` keeps tool arguments only — the commands, paths and
+    URLs an agent acted on, which rules such as ``agent_destructive_shell``
+    match — while prompts and completions stay hashed.
     """
 
     keep_content: bool = False
+    keep_arguments: bool = False
     context: Mapping[str, Any] = field(default_factory=dict)
     """Fields applied to every event that does not set them itself (e.g. ``deployment_id`` for
     OpenAI objects, which do not say who called the API)."""

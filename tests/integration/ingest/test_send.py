@@ -41,7 +41,8 @@ def run(topics: Topics, *args: str, stdin: str | None = None) -> tuple[int, dict
     ("openai", "openai_objects.json", 7),
 ])
 def test_send_each_format(topics: Topics, fmt: str, fixture: str, expected: int) -> None:
-    code, summary = run(topics, str(FIXTURES / fixture), "--format", fmt, "--producer-id", "cli-test")
+    code, summary = run(topics, str(FIXTURES / fixture), "--format", fmt, "--producer-id", "cli-test",
+                        "--keep-arguments")
     assert code == 0 and summary["sent"] == expected and summary["rejected"] == 0
     assert summary["skipped"] == (1 if fmt == "otlp" else 0)
     landed = asyncio.run(read_topic(topics.bootstrap, topics.events, summary["messages"]))
@@ -51,9 +52,9 @@ def test_send_each_format(topics: Topics, fmt: str, fixture: str, expected: int)
     assert len(events) == expected
     validated = [Event.model_validate(e) for e in events]
     categories = {e.action_category for e in validated}
-    assert "weights_access" in categories and "exec" in categories  # the risky samples survive every format
-    if fmt != "openai":
-        assert "net_egress" in categories
+    assert {"weights_access", "exec", "net_egress"} <= categories  # the risky samples survive every format
+    assert any("rm -rf /var/lib/postgresql" in (e.tool_arguments or "") for e in validated)
+    assert not any(e.content for e in validated)  # arguments kept, prompts and completions still hashed
 
 
 def test_stdin_bad_lines_and_context(topics: Topics) -> None:

@@ -184,3 +184,11 @@ def test_unreadable_export_raises_payload_error(payload: Any) -> None:
 def test_context_fills_missing_fields_only(otlp_export: dict[str, Any]) -> None:
     r = adapt("otlp", otlp_export, AdapterOptions(context={"deployment_id": "other", "model_checkpoint": "ck-9"}))
     assert {(e["deployment_id"], e["model_checkpoint"]) for e in r.events} == {("atlas-7b-prod", "ck-9")}
+
+
+def test_keep_arguments_keeps_only_arguments(otlp_export: dict[str, Any]) -> None:
+    r = adapt("otlp", otlp_export, AdapterOptions(keep_arguments=True))
+    tool = by_span(r.events)["b2c3d4e5f6071829"]
+    assert json.loads(tool["tool_arguments"]) == {"command": "rm -rf /var/lib/postgresql"}
+    chat = by_span(r.events)["9f3d1c2b4a5e6f70"]
+    assert "content" not in chat and "gen_ai.input.messages" not in chat["attributes"]
