@@ -45,7 +45,7 @@ from rules.detectors.registry import REGISTRY, create
 STEP = 3600.0
 T_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 LENGTH = 24 * 7 * 5  # five weeks of hourly points
-SERIES_PER_SCENARIO = 12
+SERIES_PER_SCENARIO = 30
 LEVEL = 50.0
 
 Window = tuple[int, int]
