@@ -35,7 +35,7 @@ HOSTS = ["api.github.com", "pypi.org", "files.pythonhosted.org", "huggingface.co
 
 def fleet_events(n: int, seed: int = 7) -> list[dict[str, Any]]:
     """A mixed stream: 40 % inference, 60 % tool calls of the usual kinds, rare risky ones."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not crypto
     out = []
     for i in range(n):
         base = {"event_id": f"ev-{i}", "_ts": 1_700_000_000.0 + i * 0.001, "deployment_id": f"dep-{i % 16}",
@@ -72,7 +72,7 @@ def synthetic_rules(indexed: bool) -> str:
     ]
     free = ['scores.jailbreak >= 0.{d}', 'scores.injection >= 0.{d}', 'latency_ms > {n}',
             'output_tokens > {n}', 'attributes.team = "{w}"']
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311 - reproducible test data, not crypto
     items = ["- list: dangerous_hosts\n  items: [a.example, b.example, c.example]"]
     for i in range(50):
         w, n, d = f"w{i}", 10_000 + i * 1000, 90 + i % 9
@@ -112,7 +112,8 @@ def main() -> None:
     events = fleet_events(args.events)
     results = {
         "packs": measure(load_engine, events, args.batch, args.repeat),
-        "synthetic50": measure(lambda: engine_from_text(synthetic_rules(indexed=True)), events, args.batch, args.repeat),
+        "synthetic50": measure(lambda: engine_from_text(synthetic_rules(indexed=True)), events, args.batch,
+                               args.repeat),
         "unindexed50": measure(lambda: engine_from_text(synthetic_rules(indexed=False)), events, args.batch,
                                args.repeat),
     }

@@ -107,7 +107,7 @@ class ConditionContext:
         self._canon: list[str] = []
         self._list_values: dict[str, tuple[Any, ...] | None] = {}
         self._macro_code: dict[str, tuple[str, Prereq] | None] = {}
-        self._macro_stack: list[str] = []
+        self.macro_stack: list[str] = []
 
     # -- CompileContext -------------------------------------------------------------------------
     def compile_condition(self, source: str, location: Location) -> Predicate | None:
@@ -208,13 +208,13 @@ class ConditionContext:
                        "OVR104" if source is None else "OVR105", f"macro {name!r} needs a 'condition' string")
             self._macro_code[name] = None
             return None
-        self._macro_stack.append(name)
+        self.macro_stack.append(name)
         try:
             result: tuple[str, Prereq] | None = _Gen(self, source, item.where("condition")).run()
         except _Fail:
             result = None
         finally:
-            self._macro_stack.pop()
+            self.macro_stack.pop()
         self._macro_code[name] = result
         return result
 
@@ -271,8 +271,8 @@ class _Gen:
     def name(self, n: g.Name) -> tuple[str, Prereq]:
         ctx = self.ctx
         if n.name in ctx.macros:
-            if n.name in ctx._macro_stack:
-                chain = " -> ".join([*ctx._macro_stack[ctx._macro_stack.index(n.name):], n.name])
+            if n.name in ctx.macro_stack:
+                chain = " -> ".join([*ctx.macro_stack[ctx.macro_stack.index(n.name):], n.name])
                 raise self.fail(n.offset, "OVR206", f"macro cycle: {chain}", "a macro cannot use itself")
             code = ctx.macro_code(n.name)
             if code is None:
@@ -286,7 +286,7 @@ class _Gen:
                             f"compare it, e.g. '{n.name} exists' or '{n.name} = ...'")
         raise self.fail(n.offset, "OVR204", f"unknown macro {n.name!r}",
                         did_you_mean(n.name, list(ctx.macros) + known_fields())
-                        or "define it with '- macro: %s' in an earlier or the same file" % n.name)
+                        or f"define it with '- macro: {n.name}' in an earlier or the same file")
 
     def ftype(self, path: str, offset: int) -> str:
         ftype = field_type(path)
@@ -373,7 +373,7 @@ class _Gen:
             return f"({get} == {c})", prereq
         if n.op == "!=":
             return f"((_v := {get}) is not None and _v != {c})", None
-        guard = "type(_v := {}) in _NUMT".format(get) if ftype == ANY else f"(_v := {get}) is not None"
+        guard = f"type(_v := {get}) in _NUMT" if ftype == ANY else f"(_v := {get}) is not None"
         return f"({guard} and _v {n.op} {c})", None
 
     def cmp_fields(self, n: g.Cmp, ftype: str, get: str, rhs: g.Name) -> str:

@@ -43,12 +43,12 @@ def make_hit(rule: RuleDef, e: dict[str, Any], ts: float, event_ids: list[str],
     scope_value = "fleet" if scope_field is None else str(e.get(scope_field) or "unknown")
     src = e.get("_src")
     return Hit(rule_id=rule.id, rule_version=rule.version, kind="rule", title=rule.title, severity=rule.severity,
-               tags=list(rule.tags), mode=rule.mode,  # type: ignore[arg-type]
+               tags=list(rule.tags), mode=rule.mode,
                output=rule.output.render(e, extra), ts=ts, scope_kind=rule.scope, scope_value=scope_value,
                event_ids=event_ids, group=group or {}, evidence=evidence or {}, tenant_id=e.get("tenant_id"),
                deployment_id=e.get("deployment_id"), model=e.get("request_model"),
                agent_run_id=e.get("agent_run_id"), runbook_url=rule.runbook,
-               sources=[tuple(src)] if src is not None else [])  # type: ignore[list-item]
+               sources=[(str(src[0]), int(src[1]), int(src[2]))] if src is not None else [])
 
 
 def group_dict(by: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, str]:

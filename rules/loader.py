@@ -133,7 +133,8 @@ def _modes(item: RawItem, append: Any, override: Any, diags: Diagnostics) -> dic
     if isinstance(override, dict):
         bad = {k: v for k, v in override.items() if v not in ("replace", "append")}
         for k, v in bad.items():
-            diags.error(item.where(f"override.{k}"), "OVR108", f"override mode for {k!r} must be replace or append, got {v!r}")
+            diags.error(item.where(f"override.{k}"), "OVR108",
+                        f"override mode for {k!r} must be replace or append, got {v!r}")
         return {str(k): v for k, v in override.items() if k not in bad}
     diags.error(item.where("override"), "OVR105", "override must be true or a mapping {key: replace|append}")
     return {}
@@ -163,7 +164,7 @@ def _apply(earlier: RawItem, item: RawItem, key: str, mode: str, out: LoadedSet,
         _append_condition(earlier, item, old, new, out)
     else:
         diags.error(item.where(key), "OVR108", f"cannot append to {key!r} of {item.kind} {item.name!r}",
-                    "only lists, mappings and conditions can be appended; use override: {%s: replace}" % key)
+                    f"only lists, mappings and conditions can be appended; use override: {{{key}: replace}}")
 
 
 def _append_condition(earlier: RawItem, item: RawItem, old: str, new: str, out: LoadedSet) -> None:

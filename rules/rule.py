@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from rules.base import Mode
 from rules.conditions import Compiled, ConditionContext
 from rules.durations import parse_duration
 from rules.errors import did_you_mean
@@ -93,7 +94,7 @@ class RuleDef:
     severity: str
     tags: list[str]
     enabled: bool
-    mode: str
+    mode: Mode
     runbook: str | None
     output: Template
     scope: str
@@ -187,7 +188,8 @@ class _RuleCompiler:
         if not isinstance(enabled, bool):
             self.err("enabled", "OVR105", "enabled must be true or false")
         rule = RuleDef(id=item.name, title=title, description=self.text("description"), severity=severity,
-                       tags=list(tags), enabled=enabled is not False, mode=self.choice("mode", MODES, "enforce"),
+                       tags=list(tags), enabled=enabled is not False,
+                       mode=cast(Mode, self.choice("mode", MODES, "enforce")),
                        runbook=self.text("runbook") or None, output=Template(title), scope="deployment",
                        version=self.text("version", default="1"), location=item.location, raw=item)
         rule.scope = self.choice("scope", tuple(SCOPES), "deployment")
@@ -228,7 +230,8 @@ class _RuleCompiler:
             return None
         for key in raw:
             if key not in WINDOW_KEYS:
-                self.err(f"window.{key}:key", "OVR103", f"unknown window key {key!r}", did_you_mean(str(key), WINDOW_KEYS))
+                self.err(f"window.{key}:key", "OVR103", f"unknown window key {key!r}",
+                         did_you_mean(str(key), WINDOW_KEYS))
         agg = raw.get("agg", "count")
         if agg not in AGGS:
             self.err("window.agg", "OVR300", f"agg must be one of {', '.join(AGGS)}, got {agg!r}",
@@ -251,7 +254,8 @@ class _RuleCompiler:
         if op not in OPS:
             self.err("window.op", "OVR300", f"op must be one of {' '.join(OPS)}, got {op!r}")
         if not isinstance(value, int | float) or isinstance(value, bool):
-            self.err("window.value" if "value" in raw else "window", "OVR300", "window needs a number 'value' to compare with")
+            self.err("window.value" if "value" in raw else "window", "OVR300",
+                     "window needs a number 'value' to compare with")
             value = 0
         if wtype == "sliding" and op in ("<", "<=") and agg in ("count", "distinct", "sum"):
             self.err("window.op", "OVR300", f"a sliding {agg} '{op}' threshold can never be decided early",
@@ -366,7 +370,8 @@ class _RuleCompiler:
             return
         for key in raw:
             if key not in ("key", "period"):
-                self.err(f"dedup.{key}:key", "OVR103", f"unknown dedup key {key!r}", did_you_mean(str(key), ("key", "period")))
+                self.err(f"dedup.{key}:key", "OVR103", f"unknown dedup key {key!r}",
+                         did_you_mean(str(key), ("key", "period")))
         try:
             rule.dedup_key = Template(str(raw.get("key", "{deployment_id}")))
         except ValueError as exc:

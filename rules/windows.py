@@ -206,7 +206,11 @@ class SlidingWindow(_WindowBase):
             return len(set(values))
         if not values:
             return None
-        return {"sum": sum, "avg": lambda v: sum(v) / len(v), "min": min, "max": max}[s.agg](values)
+        if s.agg == "sum":
+            return float(sum(values))
+        if s.agg == "avg":
+            return float(sum(values)) / len(values)
+        return float(min(values) if s.agg == "min" else max(values))
 
     def advance(self, watermark: float, out: list[Hit]) -> None:
         if watermark < self.next_sweep:

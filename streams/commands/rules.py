@@ -61,7 +61,7 @@ def validate(paths: list[Path] = PathsArg, as_json: bool = typer.Option(False, "
 
 @rules_app.command("test")
 def test(paths: list[Path] = PathsArg, as_json: bool = typer.Option(False, "--json"),
-         rule: list[str] = typer.Option(None, "--rule", help="only these rule ids")) -> None:
+         rule: list[str] = typer.Option(None, "--rule", help="only these rule ids")) -> None:  # noqa: B008
     """Run every test case written in the rule files through the engine."""
     engine, diagnostics = _load(paths)
     if engine is None:

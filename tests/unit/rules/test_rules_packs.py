@@ -54,7 +54,8 @@ def test_every_pack_rule_is_complete(rule: RuleDef) -> None:
     assert any(t.split(".")[0] in ("frontier", "agent", "ops") and "." in t for t in rule.tags)
 
 
-DEMO_CTX = {"deployment_id": "dep-atlas-us", "request_model": "atlas-7b", "model_checkpoint": "/models/atlas-7b/ckpt-0042"}
+DEMO_CTX = {"deployment_id": "dep-atlas-us", "request_model": "atlas-7b",
+            "model_checkpoint": "/models/atlas-7b/ckpt-0042"}
 
 
 def _demo_exfil() -> list[dict[str, object]]:

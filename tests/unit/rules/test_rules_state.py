@@ -35,7 +35,7 @@ def test_dedup_returns_the_first_hit_and_folds_the_rest_into_a_counted_summary()
 
 def test_dedup_period_ending_on_a_new_hit_emits_summary_then_the_new_hit() -> None:
     engine = engine_from_text(DEDUP, allowed_lateness_s=1e9)  # watermark never closes periods by itself
-    engine.process([ev(0, action_category="exec", deployment_id="d1"), ev(1, action_category="exec", deployment_id="d1")])
+    engine.process([ev(t, action_category="exec", deployment_id="d1") for t in (0, 1)])
     hits = engine.process([ev(700, action_category="exec", deployment_id="d1")])
     assert [h.suppressed_count for h in hits] == [1, 0]
 
