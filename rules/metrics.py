@@ -384,7 +384,7 @@ class MetricRuntime:
         state = self._state_of(spec, p.key)
         hits: list[Hit] = []
         if spec.kind == "count" and state.last_bucket is not None:
-            gap = int(round((p.bucket_start - state.last_bucket) / spec.bucket)) - 1
+            gap = round((p.bucket_start - state.last_bucket) / spec.bucket) - 1
             skipped = max(gap - MAX_GAP_FILL, 0)
             self._stats["gap_buckets_skipped"] += skipped
             for i in range(skipped + 1, gap + 1):
@@ -532,7 +532,7 @@ class _Compiler:
         metric = body.get("metric")
         if not isinstance(metric, dict):
             self.fail("metric", "OVR401", "needs a 'metric' mapping with at least 'kind'",
-                      f"e.g. metric: {{kind: rate, where: 'event_type = \"inference\"', match: 'is_refusal = true'}}")
+                      "e.g. metric: {kind: rate, where: 'event_type = \"inference\"', match: 'is_refusal = true'}")
             return None
         kind = metric.get("kind")
         if kind not in KINDS:

@@ -45,7 +45,7 @@ def to_score(deviation: float, threshold: float) -> float:
     """
     if deviation <= 0.0 or math.isnan(deviation):
         return 0.0
-    return 1.0 - 2.0 ** (-deviation / threshold)
+    return 1.0 - float(2.0 ** (-deviation / threshold))
 
 
 def directed(signed: float, direction: str) -> float:
@@ -174,9 +174,10 @@ class Detector(ABC):
             raise ValueError(f"snapshot of {snap['d']!r} cannot restore a {klass.name!r}")
         det = klass(**snap["p"])
         state = dict(snap["s"])
-        det._last = state.pop("_last", None)
-        det._last_deviation = state.pop("_dev", None)
-        det._load(state)
+        # restoring a detector of our own hierarchy: its privates are ours
+        det._last = state.pop("_last", None)  # noqa: SLF001
+        det._last_deviation = state.pop("_dev", None)  # noqa: SLF001
+        det._load(state)  # noqa: SLF001
         return det
 
     def _check(self, x: Any) -> None:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import datasketches
+import datasketches  # type: ignore[import-untyped]
 
 from rules.detectors._moments import Moments
 from rules.detectors.base import Detector

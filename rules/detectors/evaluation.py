@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +59,9 @@ class Series:
     periods: list[Window]  # inclusive anomalous periods: alarms there are not false
 
 
-def _daily(n: int, amplitude: float) -> np.ndarray:
+def _daily(n: int, amplitude: float) -> np.ndarray[Any, np.dtype[np.float64]]:
     hours = np.arange(n) % 24
-    return amplitude * np.sin(2 * np.pi * hours / 24.0)
+    return np.asarray(amplitude * np.sin(2 * np.pi * hours / 24.0), dtype=np.float64)
 
 
 def _inject(kind: str, rng: np.random.Generator) -> Series:
@@ -187,7 +188,7 @@ def table(names: tuple[str, ...] = NUMERIC, n: int = SERIES_PER_SCENARIO) -> str
     head = "| detector | " + " | ".join(SCENARIOS[:-1]) + " | false alarms /1000 (control) | pooled P / R / F1 |"
     lines = [head, "|" + "---|" * (len(SCENARIOS) + 2)]
     for name in names:
-        scores = evaluate(lambda name=name: create(name), n=n)
+        scores = evaluate(partial(create, name), n=n)
         cells = [f"{_fmt(s.precision)} / {_fmt(s.recall)} / {_fmt(s.delay, 1)}"
                  for k, s in scores.items() if k != "control"]
         pooled = summary(scores)
@@ -202,7 +203,7 @@ def grid(n: int = SERIES_PER_SCENARIO) -> str:
              "|---|---|---|---|---|---|---|"]
     for name, thresholds in GRID.items():
         for threshold in thresholds:
-            pooled = summary(evaluate(lambda name=name, t=threshold: create(name, threshold=t), n=n))
+            pooled = summary(evaluate(partial(create, name, threshold=threshold), n=n))
             default = " (default)" if REGISTRY[name]().threshold == threshold else ""
             lines.append(f"| `{name}` | {threshold:g}{default} | {pooled['precision']:.2f} | {pooled['recall']:.2f} "
                          f"| {pooled['f1']:.2f} | {_fmt(pooled['delay'], 1)} | "

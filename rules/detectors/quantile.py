@@ -19,7 +19,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-import datasketches
+import datasketches  # type: ignore[import-untyped]
 import numpy as np
 
 from rules.detectors.base import Detector
@@ -85,7 +85,7 @@ class QuantileThreshold(Detector):
 
     @property
     def warmed_up(self) -> bool:
-        return self._sketch.get_total_weight() >= max(self.warmup, 1)
+        return bool(self._sketch.get_total_weight() >= max(self.warmup, 1))
 
     def _quantiles(self) -> tuple[float, float, float]:
         if self._cache is None:

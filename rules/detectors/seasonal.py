@@ -123,7 +123,7 @@ class Seasonal(Detector):
         self._slot_stats = {}
         for i, key in enumerate(state["sk"]):
             self._slot_stats[int(key)] = m = Moments(self.alpha)
-            m.load(values[3 * i:3 * i + 3])
+            m.load(list(values[3 * i:3 * i + 3]))
         self._last_slot = state["ls"]
         self._resid.load(state["r"])
         self._global.load(state["g"])

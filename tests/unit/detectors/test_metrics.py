@@ -28,7 +28,7 @@ def compile_one(**body: Any) -> tuple[MetricRuntime, SimpleContext]:
 
 def stream(runtime: MetricRuntime, buckets: range, anomalies: Anomalies | None = None, at: int = 10**9,
            seed: int = 5) -> list[Hit]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic traffic
     hits: list[Hit] = []
     for b in buckets:
         runtime.merge(runtime.partials(bucket_events(b, rng, anomalies if b >= at else None)))
@@ -88,7 +88,7 @@ def test_duplicate_and_disabled_items() -> None:
 # -- partials ----------------------------------------------------------------
 def test_partial_bytes_round_trip_with_sketches() -> None:
     runtime = pack_runtime()
-    partials = runtime.partials(bucket_events(0, random.Random(1), Anomalies(host_scan="dep-a")))
+    partials = runtime.partials(bucket_events(0, random.Random(1), Anomalies(host_scan="dep-a")))  # noqa: S311 - synthetic traffic
     kinds = {runtime.specs[p.metric_id].kind for p in partials}
     assert kinds == {"rate", "quantile", "mean", "distinct", "first_seen"}
     assert any(p.kll for p in partials) and any(p.hll for p in partials) and any(p.values for p in partials)
@@ -123,7 +123,7 @@ def test_partials_aggregate_per_key_and_bucket() -> None:
 def test_fleet_merge_from_two_workers_equals_one_worker() -> None:
     """Each worker pre-aggregates its half; the key owner merges partials, never raw events."""
     single, owner, worker_a, worker_b = (pack_runtime() for _ in range(4))
-    rng = random.Random(9)
+    rng = random.Random(9)  # noqa: S311 - synthetic traffic
     anomalies = Anomalies(refusal_collapse="borealis-70b", host_scan="dep-b", new_tool=("dep-c", "nmap"))
     hits_single: list[Hit] = []
     hits_split: list[Hit] = []
@@ -242,7 +242,7 @@ def test_restart_from_snapshot_continues_the_baselines() -> None:
     anomalies = Anomalies(refusal_collapse="borealis-70b", new_tool=("dep-a", "nmap"))
     uninterrupted = stream(pack_runtime(), range(40), anomalies, at=30)
     first = pack_runtime()
-    rng = random.Random(5)
+    rng = random.Random(5)  # noqa: S311 - synthetic traffic
     before: list[Hit] = []
     for b in range(20):
         first.merge(first.partials(bucket_events(b, rng)))
