@@ -51,6 +51,7 @@ class Compiled:
     prereq: Prereq
     canon: str
     code: str
+    fields: tuple[str, ...] = ()  # every field path the condition reads (macros included)
 
 
 class _Fail(Exception):
@@ -107,6 +108,7 @@ class ConditionContext:
         self._canon: list[str] = []
         self._list_values: dict[str, tuple[Any, ...] | None] = {}
         self._macro_code: dict[str, tuple[str, Prereq] | None] = {}
+        self.macro_fields: dict[str, list[str]] = {}
         self.macro_stack: list[str] = []
 
     # -- CompileContext -------------------------------------------------------------------------
@@ -123,8 +125,9 @@ class ConditionContext:
             self.error(location, "OVR105", f"a condition must be a string, got {type(source).__name__}",
                        "quote the condition or use a folded block: condition: >")
             return None
+        gen = _Gen(self, source, location)
         try:
-            code, prereq = _Gen(self, source, location).run()
+            code, prereq = gen.run()
         except _Fail:
             return None
         used = sorted(set(_CONST.findall(code)))
@@ -133,7 +136,7 @@ class ConditionContext:
         namespace.update({n: self._consts[int(n[2:-1])] for n in used})
         predicate = eval(f"lambda e{defaults}: {code}", namespace)  # noqa: S307 - generated from a checked AST
         canon = _CONST.sub(lambda m: self._canon[int(m.group()[2:-1])], code)
-        return Compiled(predicate, prereq, canon, code)
+        return Compiled(predicate, prereq, canon, code, tuple(dict.fromkeys(gen.fields)))
 
     def namespace(self) -> dict[str, Any]:
         """Helpers and every pooled constant: the globals of code fused from many conditions."""
@@ -209,12 +212,14 @@ class ConditionContext:
             self._macro_code[name] = None
             return None
         self.macro_stack.append(name)
+        gen = _Gen(self, source, item.where("condition"))
         try:
-            result: tuple[str, Prereq] | None = _Gen(self, source, item.where("condition")).run()
+            result: tuple[str, Prereq] | None = gen.run()
         except _Fail:
             result = None
         finally:
             self.macro_stack.pop()
+        self.macro_fields[name] = gen.fields
         self._macro_code[name] = result
         return result
 
@@ -224,6 +229,7 @@ class _Gen:
 
     def __init__(self, ctx: ConditionContext, source: str, location: Location) -> None:
         self.ctx, self.source, self.location = ctx, source, location
+        self.fields: list[str] = []
 
     def fail(self, offset: int, code: str, message: str, hint: str = "") -> _Fail:
         self.ctx.error(self.ctx.locate(self.location, self.source, offset), code, message, hint)
@@ -275,6 +281,7 @@ class _Gen:
                 chain = " -> ".join([*ctx.macro_stack[ctx.macro_stack.index(n.name):], n.name])
                 raise self.fail(n.offset, "OVR206", f"macro cycle: {chain}", "a macro cannot use itself")
             code = ctx.macro_code(n.name)
+            self.fields += ctx.macro_fields.get(n.name, [])
             if code is None:
                 raise self.fail(n.offset, "OVR204", f"macro {n.name!r} is invalid (see its own diagnostic)")
             return code
@@ -301,6 +308,7 @@ class _Gen:
         return ftype
 
     def getter(self, path: str) -> str:
+        self.fields.append(path)
         parts = path.split(".")
         if len(parts) == 1:
             return f"e.get({path!r})"

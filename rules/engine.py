@@ -35,7 +35,7 @@ import orjson
 from rules.base import Hit
 from rules.conditions import ConditionContext
 from rules.errors import Diagnostics
-from rules.hits import make_hit
+from rules.hits import make_hit, reduce_event
 from rules.items import Diagnostic, Predicate, RawItem
 from rules.loader import LoadedSet, load_paths, load_sources
 from rules.rule import RuleDef, compile_rule
@@ -56,7 +56,8 @@ class _EventRule:
         self.rule, self.emit = rule, emit
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
-        self.emit(make_hit(self.rule, e, e["_ts"], [e.get("event_id")]), e, out)  # type: ignore[list-item]
+        evidence = {"fields": reduce_event(e, self.rule.evidence_fields)}
+        self.emit(make_hit(self.rule, e, e["_ts"], [str(e.get("event_id"))], evidence=evidence), e, out)
 
 
 class Engine:

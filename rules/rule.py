@@ -110,6 +110,7 @@ class RuleDef:
     raw: RawItem | None = None
     hash: str = ""
     context_fields: tuple[str, ...] = ()
+    evidence_fields: tuple[str, ...] = ()  # context plus the fields the conditions read
 
     @property
     def kind(self) -> str:
@@ -205,6 +206,7 @@ class _RuleCompiler:
             return None
         rule.hash = _definition_hash(rule)
         rule.context_fields = _context_fields(rule)
+        rule.evidence_fields = _evidence_fields(rule)
         return rule
 
     def kind_parts(self, rule: RuleDef) -> None:
@@ -400,6 +402,14 @@ def _definition_hash(rule: RuleDef) -> str:
         s = rule.sequence
         parts["sequence"] = [s.by, s.maxspan, [[st.condition.canon, st.absent, st.within] for st in s.steps]]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _evidence_fields(rule: RuleDef) -> tuple[str, ...]:
+    """Fields shown as a hit's evidence: its context and every field its conditions read."""
+    read = list(rule.condition.fields) if rule.condition else []
+    for step in rule.sequence.steps if rule.sequence else []:
+        read += step.condition.fields
+    return tuple(dict.fromkeys([*rule.context_fields, *read]))
 
 
 def _context_fields(rule: RuleDef) -> tuple[str, ...]:

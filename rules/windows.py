@@ -5,7 +5,8 @@ group key), a handful of numbers (count, sum, min, max; a set only for
 ``distinct``), the last 10 event ids and — only for thresholds judged at
 close — a reduced copy of the last event. A *sliding* window keeps per group
 key a deque of ``(ts, value, event_id)``, at most ``max_events`` long (older
-entries beyond it are evicted and counted in ``overflow``).
+entries beyond it are evicted and counted in ``overflow``); a ``distinct`` set
+holds at most ``max_events`` values (the count saturates there, also counted).
 
 When a threshold is decided:
 
@@ -114,7 +115,10 @@ class TumblingWindow(_WindowBase):
         v = _value(s, e, self.value_getter)
         if v is not None:
             if s.agg == "distinct":
-                acc[DISTINCT].add(v)
+                if len(acc[DISTINCT]) < s.max_events:
+                    acc[DISTINCT].add(v)
+                elif v not in acc[DISTINCT]:
+                    self.overflow += 1  # the set is full: the count saturates at max_events
             else:
                 acc[SUM] += v
                 acc[NVALS] += 1

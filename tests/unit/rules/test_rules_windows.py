@@ -114,3 +114,9 @@ def test_window_state_is_evicted_after_close() -> None:
     assert engine.stats["state_keys"] == 50
     engine.advance(120)
     assert engine.stats["state_keys"] == 0
+
+
+def test_distinct_set_is_bounded() -> None:
+    engine = window_engine("{agg: distinct, field: tool_name, duration: 60s, op: '>=', value: 1000, max_events: 4}")
+    engine.process([exec_ev(i, tool_name=f"t{i}") for i in range(10)])
+    assert engine.stats["window_overflow"] == 6
