@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
