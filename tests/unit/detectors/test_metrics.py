@@ -300,3 +300,20 @@ def test_snapshot_bytes_per_key_are_bounded() -> None:
     per_key = len(runtime.snapshot()) / keys
     assert keys == 4 + 3 * 6 + 4  # rate+p99 per model (2x4); six deployment metrics x 3; ...
     assert per_key < 4096, per_key
+
+
+def test_stable_pack_through_the_real_rule_loader_behaves_like_the_test_context() -> None:
+    """The loader's condition compiler and this suite's stand-in agree on the pack's conditions."""
+    from rules.engine import load_engine
+    from tests.unit.detectors.fleet import PACK
+
+    engine = load_engine([PACK], allowed_lateness_s=0.0)
+    real = compile_items(engine.items("detector"), engine.context)
+    assert sorted(real.specs) == sorted(pack_runtime().specs)
+    anomalies = Anomalies(refusal_collapse="borealis-70b", exec_burst="dep-a", new_host=("dep-b", "x.example"))
+
+    def summary(hits: list[Hit]) -> list[tuple[Any, ...]]:
+        return [(h.rule_id, h.scope_value, h.evidence["bucket_start"], h.evidence["score"]) for h in hits]
+
+    expected = summary(stream(pack_runtime(), range(24), anomalies, at=20))
+    assert expected and summary(stream(real, range(24), anomalies, at=20)) == expected
