@@ -97,11 +97,15 @@ def stable_event_id(ts_ms: int, *parts: object) -> str:
 
 
 def iso_from_ns(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()
+    return iso_from_s(ns / 1e9)
 
 
 def iso_from_s(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+    """Epoch seconds -> ISO 8601 UTC; a time no calendar can hold is a ``ValueError`` (a bad item)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"timestamp {seconds!r} is out of range") from exc
 
 
 def finalize(draft: dict[str, Any], index: int, raw: Any, result: AdapterResult,

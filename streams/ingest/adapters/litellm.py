@@ -52,7 +52,11 @@ def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = Adapter
         except (TypeError, ValueError):
             refuse(result, index, DeadLetterReason.schema_violation, "'startTime' must be epoch seconds", obj)
             continue
-        _one(obj, start, options, index, result)
+        try:
+            _one(obj, start, options, index, result)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # malformed: costs only itself
+            refuse(result, index, DeadLetterReason.schema_violation,
+                   f"malformed LiteLLM payload ({type(exc).__name__}: {exc})", obj)
     return result
 
 

@@ -42,10 +42,12 @@ def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = Adapter
     result = AdapterResult()
     for index, obj in enumerate(items):
         kind = obj.get("object") if isinstance(obj, dict) else None
-        if kind == "chat.completion":
-            _chat_completion(obj, options, index, result)
-        elif kind == "response":
-            _response(obj, options, index, result)
+        if kind in ("chat.completion", "response"):
+            try:
+                (_chat_completion if kind == "chat.completion" else _response)(obj, options, index, result)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # malformed: costs only itself
+                refuse(result, index, DeadLetterReason.schema_violation,
+                       f"malformed {kind} ({type(exc).__name__}: {exc})", obj)
         else:
             refuse(result, index, DeadLetterReason.not_an_object,
                    f"expected an OpenAI object with object='chat.completion' or 'response', got {kind!r}", obj)

@@ -110,7 +110,12 @@ def _one(span: Any, res_attrs: dict[str, Any], scope: dict[str, Any], options: A
     if operation is None and not any(k.startswith("gen_ai.") for k in attrs):
         result.skipped += 1
         return
-    draft = _draft(span, attrs, operation, start, end, options)
+    try:
+        draft = _draft(span, attrs, operation, start, end, options)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a malformed span costs only itself
+        refuse(result, index, DeadLetterReason.schema_violation,
+               f"span {span.get('spanId', '?')}: malformed ({type(exc).__name__}: {exc})", raw)
+        return
     _resource(draft, res_attrs)
     if scope.get("name"):
         draft["attributes"]["otel.scope.name"] = str(scope["name"])
@@ -141,7 +146,7 @@ def _draft(span: dict[str, Any], attrs: dict[str, Any], operation: str | None, s
         draft["finish_reasons"] = [str(r) for r in (reasons if isinstance(reasons, list) else [reasons])]
     draft["request_params"] = {k.removeprefix("gen_ai.request."): v for k, v in attrs.items()
                                if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"}
-    status = span.get("status") or {}
+    status = span.get("status") if isinstance(span.get("status"), dict) else {}
     if status.get("code") in STATUS_ERROR and not draft.get("error_type"):
         draft["error_type"] = _exception_type(span.get("events")) or "span_status_error"
     _tool(draft, attrs, options)
@@ -230,10 +235,10 @@ def _leftovers(span: dict[str, Any], attrs: dict[str, Any], used: set[str], opti
         out[key] = _text(value)
     if span.get("name"):
         out["otel.span_name"] = str(span["name"])
-    status = span.get("status") or {}
+    status = span.get("status") if isinstance(span.get("status"), dict) else {}
     if status.get("message"):
         out["otel.status_message"] = str(status["message"])
-    if span.get("events"):
+    if isinstance(span.get("events"), list) and span["events"]:
         out["otel.span_events"] = dumps(_span_events(span["events"], options)).decode()
     return out
 
