@@ -198,16 +198,37 @@ class _RuleCompiler:
         self.template(rule)
         self.exceptions(rule)
         self.dedup(rule)
-        tests = body.get("tests", [])
-        if not isinstance(tests, list):
-            self.err("tests", "OVR305", "tests must be a list of {name, events, expect}")
-        rule.tests = tests if isinstance(tests, list) else []
+        rule.tests = self.tests()
         if not self.ok:
             return None
         rule.hash = _definition_hash(rule)
         rule.context_fields = _context_fields(rule)
         rule.evidence_fields = _evidence_fields(rule)
         return rule
+
+    def tests(self) -> list[Any]:
+        """Check the shape of the in-file tests (their events are validated when they run)."""
+        tests = self.body.get("tests", [])
+        if not isinstance(tests, list):
+            self.err("tests", "OVR305", "tests must be a list of {name, events, expect}")
+            return []
+        for i, case in enumerate(tests):
+            where = f"tests.{i}"
+            if not isinstance(case, dict):
+                self.err(where, "OVR305", "a test case is a mapping {name, events, expect}")
+                continue
+            for key in case:
+                if key not in ("name", "events", "expect"):
+                    self.err(f"{where}.{key}:key", "OVR103", f"unknown test key {key!r}",
+                             did_you_mean(str(key), ("name", "events", "expect")))
+            if not isinstance(case.get("events"), list):
+                self.err(where, "OVR305", "a test case needs 'events': a list of event mappings")
+            expect = case.get("expect")
+            if not isinstance(expect, dict) or not {"hits", "hit"} & set(expect) or \
+                    set(expect) - {"hits", "hit", "suppressed"}:
+                self.err(f"{where}.expect" if "expect" in case else where, "OVR305",
+                         "expect must be {hits: N} or {hit: true|false}, optionally with suppressed: N")
+        return tests
 
     def kind_parts(self, rule: RuleDef) -> None:
         body = self.body

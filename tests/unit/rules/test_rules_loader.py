@@ -167,3 +167,20 @@ def test_builtin_packs_load_and_hand_over_detector_and_policy_items() -> None:
     assert {r.id for r in engine.rules} >= {"frontier_self_exfiltration_sequence", "agent_destructive_shell_burst"}
     assert all(i.kind == "detector" for i in engine.items("detector"))
     assert all(i.kind == "policy" for i in engine.items("policy"))
+
+
+def test_malformed_tests_are_reported_by_validate() -> None:
+    text = """\
+- rule: r
+  title: t
+  severity: low
+  condition: tool_name exists
+  tests:
+    - name: a
+      event: []
+      expect: {hits: 1}
+    - name: b
+      events: []
+      expect: {hitz: 1}
+"""
+    assert _diagnostics(text) == [(6, 7, "OVR305"), (7, 7, "OVR103"), (11, 15, "OVR305")]
