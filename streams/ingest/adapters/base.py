@@ -119,6 +119,10 @@ def finalize(draft: dict[str, Any], index: int, raw: Any, result: AdapterResult,
     except ValidationError as exc:
         result.errors.append(ItemError(index, _reason(exc), _explain(exc), _raw_bytes(raw)))
         return
+    except (TypeError, ValueError) as exc:  # raised by a validator outside pydantic's wrapping
+        result.errors.append(ItemError(index, DeadLetterReason.schema_violation,
+                                       f"{type(exc).__name__}: {exc}", _raw_bytes(raw)))
+        return
     result.events.append(event.model_dump(mode="json", exclude_none=True))
 
 

@@ -56,3 +56,10 @@ def test_unreadable(payload: Any) -> None:
 def test_unknown_format() -> None:
     with pytest.raises(PayloadError, match="unknown format"):
         adapt("csv", {})
+
+
+def test_value_a_validator_cannot_encode_is_a_per_item_error() -> None:
+    r = adapt("native", [{"event_type": "inference", "ts": "2026-01-01T00:00:00Z", "x": 2**70},
+                         {"event_type": "inference", "ts": "2026-01-01T00:00:00Z"}])
+    assert len(r.events) == 1 and [(x.index, x.reason) for x in r.errors] == [(0, "schema_violation")]
+    assert "64-bit" in r.errors[0].error
