@@ -12,6 +12,7 @@ ends quietly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from rules.base import Hit
@@ -27,6 +28,7 @@ class Suppressor:
         # key -> [first hit as dict, folded count, last ts, folded event ids]
         self.open: dict[str, list[Any]] = {}
         self.suppressed = 0
+        self.next_due = math.inf  # earliest period end: advance() is free until then
 
     def admit(self, hit: Hit, e: dict[str, Any], out: list[Hit]) -> None:
         key = self.key.render(e)
@@ -37,6 +39,7 @@ class Suppressor:
             state = None
         if state is None:
             self.open[key] = [dataclasses.asdict(hit), 0, hit.ts, []]
+            self.next_due = min(self.next_due, hit.ts + self.period)
             out.append(hit)
             return
         state[1] += 1
@@ -45,8 +48,11 @@ class Suppressor:
         self.suppressed += 1
 
     def advance(self, watermark: float, out: list[Hit]) -> None:
+        if watermark < self.next_due:
+            return
         for key in [k for k, s in self.open.items() if s[0]["ts"] + self.period <= watermark]:
             self._close(key, out)
+        self.next_due = min((s[0]["ts"] + self.period for s in self.open.values()), default=math.inf)
 
     def _close(self, key: str, out: list[Hit]) -> None:
         first, count, last_ts, ids = self.open.pop(key)
@@ -66,3 +72,4 @@ class Suppressor:
 
     def load(self, data: Any) -> None:
         self.open = {k: list(v) for k, v in data.items()}
+        self.next_due = -math.inf
