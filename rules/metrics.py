@@ -36,7 +36,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +60,7 @@ ITEM_KEYS = frozenset({"detector", "title", "description", "metric", "key", "buc
                        "params", "min_count", "severity", "tags", "scope", "mode", "runbook", "version",
                        "max_keys", "enabled"})
 MAX_VALUES_PER_BUCKET = 256  # first_seen: distinct values carried per partial; the rest are counted
+MAX_OPEN_PER_KEY = 8  # open buckets per metric are capped at max_keys * this; beyond, the oldest closes early
 MAX_GAP_FILL = 1440  # count metrics: at most this many empty buckets are observed as 0 in one gap
 DEFAULT_LATENESS = 0.0  # on top of the runtime's watermark, which already holds back its allowed lateness
 DEFAULT_MAX_KEYS = 10_000
@@ -247,7 +248,7 @@ class _KeyState:
 STAT_NAMES = ("events_seen", "missing_key", "non_numeric", "partials_out", "partials_merged", "late_partials",
               "late_events", "buckets_closed", "sparse_buckets", "gap_buckets", "gap_buckets_skipped",
               "warming_up", "hits", "evicted_keys", "values_overflow", "state_reset_on_restore",
-              "unknown_metric_partials")
+              "unknown_metric_partials", "forced_closes")
 
 
 class MetricRuntime:
@@ -261,6 +262,7 @@ class MetricRuntime:
         self._keys: dict[str, OrderedDict[tuple[str, ...], _KeyState]] = {s.id: OrderedDict() for s in specs}
         self._watermark = -math.inf
         self._stats = dict.fromkeys(STAT_NAMES, 0)
+        self._forced: list[Hit] = []  # hits of buckets closed early by the open-bucket cap
 
     # -- per worker ------------------------------------------------------
     def partials(self, events: list[dict[str, Any]]) -> list[Partial]:
@@ -348,17 +350,24 @@ class MetricRuntime:
                 self._stats["late_events"] += p.count
                 continue
             self._stats["partials_merged"] += 1
+            buckets = self._open[spec.id]
             slot = (p.key, p.bucket_start)
-            open_ = self._open[spec.id].get(slot)
-            if open_ is None:
-                self._open[spec.id][slot] = Partial.from_list(p.to_list())  # a private copy
-            else:
+            open_ = buckets.get(slot)
+            if open_ is not None:
                 open_.merge(p)
+                continue
+            buckets[slot] = replace(p, key=tuple(p.key), values=list(p.values) if p.values is not None else None)
+            if len(buckets) > spec.max_keys * MAX_OPEN_PER_KEY:
+                # event time stalled while keys keep arriving: close the oldest bucket now rather
+                # than grow without bound; its hits are returned by the next advance()
+                oldest = min(buckets, key=lambda s: (s[1], s[0]))
+                self._stats["forced_closes"] += 1
+                self._forced.extend(self._close(spec, buckets.pop(oldest)))
 
     def advance(self, watermark: float) -> list[Hit]:
         """Close every bucket with ``end + lateness <= watermark``; score it; return hits."""
         self._watermark = max(self._watermark, watermark)
-        hits: list[Hit] = []
+        hits, self._forced = self._forced, []
         for spec in self.specs.values():
             open_ = self._open[spec.id]
             due = sorted((start, key) for key, start in open_ if start + spec.bucket + spec.lateness <= watermark)
@@ -487,12 +496,14 @@ class MetricRuntime:
                 "keys": [[list(k), s.last_bucket, s.detector.snapshot()] for k, s in self._keys[mid].items()],
             }
         wm = self._watermark if math.isfinite(self._watermark) else None
-        return orjson.dumps({"v": 1, "wm": wm, "stats": self._stats, "m": metrics})
+        forced = [asdict(h) for h in self._forced]
+        return orjson.dumps({"v": 1, "wm": wm, "stats": self._stats, "m": metrics, "forced": forced})
 
     def restore(self, blob: bytes) -> None:
         """Load :meth:`snapshot`; metrics whose definition changed keep buckets but relearn."""
         data = orjson.loads(blob)
         self._watermark = data["wm"] if data["wm"] is not None else -math.inf
+        self._forced = [Hit(**{**h, "sources": [tuple(s) for s in h["sources"]]}) for h in data.get("forced", [])]
         for name, value in data["stats"].items():
             if name in self._stats:
                 self._stats[name] = value

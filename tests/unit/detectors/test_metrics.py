@@ -317,3 +317,22 @@ def test_stable_pack_through_the_real_rule_loader_behaves_like_the_test_context(
 
     expected = summary(stream(pack_runtime(), range(24), anomalies, at=20))
     assert expected and summary(stream(real, range(24), anomalies, at=20)) == expected
+
+
+def test_open_buckets_are_capped_when_event_time_stalls() -> None:
+    """Keys x buckets cannot grow without bound: the oldest bucket closes early, counted, hits kept."""
+    runtime, _ = compile_one(metric={"kind": "count"}, key=["deployment_id"], max_keys=2,
+                             params={"warmup": 1, "min_std": 0.1})
+    for b in range(20):  # the watermark never advances; bucket 2 holds a burst
+        events = [{"_ts": T0 + 60 * b, "deployment_id": "d"} for _ in range(21 if b == 2 else 1)]
+        runtime.merge(runtime.partials(events))
+    assert runtime.stats["open_buckets"] == 2 * 8
+    assert runtime.stats["forced_closes"] == 4  # buckets 0..3, in event-time order
+    restored, _ = compile_one(metric={"kind": "count"}, key=["deployment_id"], max_keys=2,
+                              params={"warmup": 1, "min_std": 0.1})
+    restored.restore(runtime.snapshot())  # the burst's hit, waiting for advance(), survives too
+    assert restored.snapshot() == runtime.snapshot()
+    hits = restored.advance(T0 + 60 * 20)
+    assert restored.stats["buckets_closed"] == 20
+    assert (hits[0].evidence["bucket_start"], hits[0].evidence["observed"]) == ("2026-01-01T00:02:00Z", 21.0)
+    assert runtime.advance(T0 + 60 * 20)[0].dedup_key == hits[0].dedup_key
