@@ -7,7 +7,7 @@ from schemas.alerts import Alert, AlertState
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.detections import Detection, Scope
 from schemas.events import ActionCategory, Event, EventBatch, EventType
-from schemas.killswitch import KillSwitchAction, KillSwitchCommand, KillSwitchEvidence
+from schemas.killswitch import Heartbeat, KillSwitchAction, KillSwitchCommand, KillSwitchEvidence
 
 __all__ = [
     "ActionCategory",
@@ -19,6 +19,7 @@ __all__ = [
     "Event",
     "EventBatch",
     "EventType",
+    "Heartbeat",
     "KillSwitchAction",
     "KillSwitchCommand",
     "KillSwitchEvidence",

@@ -16,7 +16,7 @@ from schemas.alerts import Alert
 from schemas.deadletter import DeadLetter
 from schemas.detections import Detection
 from schemas.events import Event, EventBatch
-from schemas.killswitch import KillSwitchCommand
+from schemas.killswitch import Heartbeat, KillSwitchCommand
 
 MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
@@ -25,6 +25,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "detection": Detection,
     "alert": Alert,
     "killswitch_command": KillSwitchCommand,
+    "heartbeat": Heartbeat,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

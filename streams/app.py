@@ -65,6 +65,11 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                             help="alert group key -> current alert")
     holder: dict[str, WorkerRuntime] = {}
 
+    async def started() -> WorkerRuntime:
+        rt = runtime()
+        await rt.start()
+        return rt
+
     def runtime() -> WorkerRuntime:
         rt = holder.get("rt")
         if rt is None:
@@ -79,22 +84,22 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                               e.message.value, e.message.timestamp) for e in batch]
-            await runtime().handle_events(records)
+            await (await started()).handle_events(records)
 
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.2):
-            await runtime().handle_partials([e.message.value for e in batch])
+            await (await started()).handle_partials([e.message.value for e in batch])
 
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await runtime().handle_detection(event.message.value)
+            await (await started()).handle_detection(event.message.value)
 
     @app.agent(killswitch, name="killswitch_mirror")
     async def killswitch_mirror(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await runtime().handle_command(event.message.value)
+            await (await started()).handle_command(event.message.value)
 
     @app.on_before_shutdown.connect
     async def close_runtime(app: faust.App, **kwargs: Any) -> None:
@@ -104,7 +109,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
 
     @app.timer(1.0)
     async def advance_event_time() -> None:
-        await runtime().tick()
+        await (await started()).tick()
 
     @app.page("/healthz")
     class Healthz(View):

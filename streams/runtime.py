@@ -36,7 +36,10 @@ from schemas.killswitch import KillSwitchCommand
 from streams.alerting.book import AlertBook
 from streams.kafka.clients import client_kwargs
 from streams.killswitch.commands import build_command, command_row, operator_action_row
-from streams.killswitch.signing import load_or_create_signing_key
+from streams.killswitch.heartbeat import HeartbeatPublisher
+from streams.killswitch.signing import KeyRing, load_or_create_signing_key
+from streams.killswitch.state import ActiveSet
+from streams.killswitch.topic import read_state
 from streams.pipeline.convert import hit_to_detection
 from streams.pipeline.core import DetectionCore
 from streams.pipeline.decode import Record, decode_batch
@@ -72,7 +75,12 @@ class WorkerRuntime:
         self.sink = sink
         self.issued: MutableMapping[str, Any] = issued if issued is not None else {}
         self.alerts = AlertBook(alert_state if alert_state is not None else {})
+        assert settings.signing_key_path is not None
         self.signer = load_or_create_signing_key(settings.signing_key_path, settings.signing_key_id)
+        self.keyring = KeyRing.load(settings.signing_key_path.parent / "keyring.json")
+        self.active = ActiveSet()
+        self._start_task: asyncio.Future[None] | None = None
+        self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
         self.lock = asyncio.Lock()
         self.max_event_ts = 0.0
@@ -101,7 +109,25 @@ class WorkerRuntime:
         futures = [await producer.send(topic, key=k, value=v) for k, v in items]
         await asyncio.gather(*futures)
 
+    async def start(self) -> None:
+        """Once, before the first record: rebuild the active kill-switch set from the compacted topic
+        (so a restarted worker knows what is already paused), and start publishing heartbeats."""
+        if self._start_task is None:
+            self._start_task = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._start_task)
+
+    async def _start(self) -> None:
+        state = await read_state(self.bootstrap, self.topics["killswitch"], self.keyring,
+                                 consumer_options=client_kwargs(self.settings))
+        self.active = state.active
+        self._heartbeat = HeartbeatPublisher(await self.producer(), self.topics["heartbeat"], self.signer,
+                                             interval_s=self.settings.heartbeat_interval_s)
+        self._heartbeat.start()
+
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+            self._heartbeat = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -230,10 +256,13 @@ class WorkerRuntime:
         if decision.outcome != "command":
             self.counters.add(f"policy_{decision.outcome}")
             return
-        if decision.idempotency_key in self.issued:
+        if decision.idempotency_key in self.issued or self.active.seen_key(decision.idempotency_key):
             self.counters.add("killswitch_replays_suppressed")
             return
         cmd = build_command(decision, self.signer, now, issuer=f"policy:{decision.policy_id}")
+        if self.active.would_downgrade(cmd, now.timestamp()):
+            self.counters.add("killswitch_downgrades_skipped")
+            return
         await self.publish(self.topics["killswitch"], [(cmd.kafka_key(), cmd.model_dump_json().encode())])
         self.issued[decision.idempotency_key] = {"command_id": cmd.command_id, "issued_at": now.isoformat()}
         self.counters.add("killswitch_commands")
@@ -246,7 +275,14 @@ class WorkerRuntime:
 
     # -- kill-switch topic -> audit tables --------------------------------------
     async def handle_command(self, value: bytes) -> None:
-        cmd = KillSwitchCommand.model_validate_json(value)
+        verdict = self.keyring.verify(value)
+        if not verdict.ok or verdict.command is None:
+            # forged, altered or unknown-key commands are recorded nowhere as active; count and keep going
+            self.counters.add(f"killswitch_rejected_{verdict.reason}")
+            log.warning("rejected a kill-switch command: %s %s", verdict.reason, verdict.detail)
+            return
+        cmd = verdict.command
+        self.active.apply(cmd, time.time())
         row = command_row(cmd)
         await self.sink.write("killswitch_commands", [list(row.values())], list(row.keys()),
                               token=stable_id("cmd", cmd.command_id, cmd.signature or ""))
@@ -264,7 +300,9 @@ class WorkerRuntime:
 
         return {"counters": dict(self.counters), "sink": self.sink.stats.as_dict(),
                 "watermark": self.watermark(), "detection_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
-                "alerts": self.alerts.stats, "core": self.core.describe()}
+                "alerts": self.alerts.stats, "core": self.core.describe(),
+                "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),
+                "policies": dict(getattr(self.core.policies, "stats", {}))}
 
 
 def dumps(obj: Any) -> bytes:

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     signing_key_path: Path | None = None
     signing_key_id: str = "local-dev-1"
     lease_s: float = Field(default=3600.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, description="monitor heartbeat for the enforcers")
 
     @model_validator(mode="after")
     def _derive(self) -> "Settings":

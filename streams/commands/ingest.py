@@ -6,6 +6,7 @@ import logging
 
 import typer
 from aiohttp import web
+from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from streams.ingest.adapters import AdapterOptions
@@ -61,5 +62,12 @@ def serve(
         return application
 
     console.print(f"OTLP/HTTP receiver on http://{host}:{port}/v1/traces -> {settings.topic('events')} at {server}")
-    web.run_app(app(), host=host, port=port, print=None)
+    try:
+        web.run_app(app(), host=host, port=port, print=None)
+    except KafkaError as exc:
+        console.print(f"[red]error:[/] cannot reach Kafka at {server}: {exc}")
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(1) from exc
 

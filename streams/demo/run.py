@@ -321,6 +321,7 @@ class Demo:
             "killswitch_commands": len(cmds),
             "commands": [{"action": a, "scope": f"{k}={v}", "mode": m, "issuer": i} for a, k, v, m, i in cmds],
             "detection_latency_ms": stats.get("detection_latency_ms"),
+            "worker": {k: stats.get(k) for k in ("counters", "rules_engine", "metrics", "policies", "sink")},
             "complete": stored + dead == self.state.sent,
         }
 

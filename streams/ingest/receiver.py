@@ -21,6 +21,7 @@ those fields where an event does not set them.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -85,7 +86,7 @@ def make_app(publisher: EventPublisher, config: ReceiverConfig | None = None) ->
                 raise _Reply(415, f"unsupported content type {ctype!r}: send {JSON} or {PROTOBUF}")
             body = await _read_body(request, cfg.max_body_bytes)
             payload: Any = body if ctype == PROTOBUF else _json(body)
-            result = _adapt("otlp", payload, cfg.options)
+            result = await asyncio.to_thread(_adapt, "otlp", payload, cfg.options)  # keep the loop answering
             await _publish(publisher, result, "http:/v1/traces", stats)
         except _Reply as reply:
             return _status_response(reply, ctype, stats)
@@ -102,7 +103,7 @@ def make_app(publisher: EventPublisher, config: ReceiverConfig | None = None) ->
             payload = body if request.content_type == PROTOBUF else _json(body)
             context = {k: request.query[k] for k in CONTEXT_PARAMS if request.query.get(k)}
             options = replace(cfg.options, context={**cfg.options.context, **context})
-            result = _adapt(fmt, payload, options)
+            result = await asyncio.to_thread(_adapt, fmt, payload, options)
             await _publish(publisher, result, f"http:/v1/events?format={fmt}", stats)
         except _Reply as reply:
             return _status_response(reply, JSON, stats)

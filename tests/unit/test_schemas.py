@@ -22,7 +22,8 @@ def test_generated_json_schemas_are_not_stale() -> None:
 
 
 def test_every_topic_message_has_a_schema() -> None:
-    assert set(MODELS) == {"event", "event_batch", "dead_letter", "detection", "alert", "killswitch_command"}
+    assert set(MODELS) == {"event", "event_batch", "dead_letter", "detection", "alert", "killswitch_command",
+                           "heartbeat"}
 
 
 def test_json_schema_agrees_with_the_model_on_an_event() -> None:
