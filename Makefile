@@ -31,8 +31,10 @@ deps: venv jars ## everything the demo and the tests need
 demo: deps ## run the main job on the embedded default (pass DEMO_ARGS='--duration 30 --json')
 	$(BIN)/overseer demo $(DEMO_ARGS)
 
-test: deps ## the whole suite: unit, rule packs, integration and fault tests
+test: deps ## the whole suite: schemas, rule packs, unit, then integration and fault tests
 	$(BIN)/python -m schemas.export --check
+	$(BIN)/overseer rules validate rules/packs
+	$(BIN)/overseer rules test rules/packs
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
