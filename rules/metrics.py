@@ -32,6 +32,7 @@ least recently updated evicted first and counted in ``stats["evicted_keys"]``).
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import re
 from collections import OrderedDict
@@ -140,12 +141,21 @@ class MetricSpec:
                             option=orjson.OPT_SORT_KEYS).decode()
 
 
+PARTIAL_FIELDS = 15
+SNAPSHOT_VERSION = 1
+
+
 def _b64(blob: bytes | None) -> str | None:
     return base64.b64encode(blob).decode() if blob is not None else None
 
 
 def _unb64(text: str | None) -> bytes | None:
-    return base64.b64decode(text) if text is not None else None
+    if text is None:
+        return None
+    blob = base64.b64decode(text, validate=True)
+    if not blob:
+        raise ValueError("empty sketch")
+    return blob
 
 
 @dataclass(slots=True)
@@ -190,7 +200,14 @@ class Partial:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Partial:
-        return cls.from_list(orjson.loads(blob))
+        """Inverse of :meth:`to_bytes`; anything else raises ValueError (for the dead-letter path)."""
+        try:
+            data = orjson.loads(blob)
+            if not isinstance(data, list) or len(data) != PARTIAL_FIELDS:
+                raise ValueError(f"expected a list of {PARTIAL_FIELDS} fields")
+            return cls.from_list(data)
+        except (ValueError, TypeError, IndexError, binascii.Error) as exc:
+            raise ValueError(f"malformed partial aggregate: {exc}") from None
 
     def merge(self, other: Partial) -> None:
         """Fold ``other`` (same metric, key and bucket) into this partial."""
@@ -497,11 +514,14 @@ class MetricRuntime:
             }
         wm = self._watermark if math.isfinite(self._watermark) else None
         forced = [asdict(h) for h in self._forced]
-        return orjson.dumps({"v": 1, "wm": wm, "stats": self._stats, "m": metrics, "forced": forced})
+        return orjson.dumps({"v": SNAPSHOT_VERSION, "wm": wm, "stats": self._stats, "m": metrics, "forced": forced})
 
     def restore(self, blob: bytes) -> None:
         """Load :meth:`snapshot`; metrics whose definition changed keep buckets but relearn."""
         data = orjson.loads(blob)
+        if not isinstance(data, dict) or data.get("v") != SNAPSHOT_VERSION:
+            version = data.get("v") if isinstance(data, dict) else None
+            raise ValueError(f"not a metric runtime snapshot of version {SNAPSHOT_VERSION} (got version {version!r})")
         self._watermark = data["wm"] if data["wm"] is not None else -math.inf
         self._forced = [Hit(**{**h, "sources": [tuple(s) for s in h["sources"]]}) for h in data.get("forced", [])]
         for name, value in data["stats"].items():

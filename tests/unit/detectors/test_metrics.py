@@ -336,3 +336,21 @@ def test_open_buckets_are_capped_when_event_time_stalls() -> None:
     assert restored.stats["buckets_closed"] == 20
     assert (hits[0].evidence["bucket_start"], hits[0].evidence["observed"]) == ("2026-01-01T00:02:00Z", 21.0)
     assert runtime.advance(T0 + 60 * 20)[0].dedup_key == hits[0].dedup_key
+
+
+@pytest.mark.parametrize("blob", [
+    b"", b"{}", b"[1, 2]",
+    b'["m", ["k"], 0, 1, 1, 0, 0, 0, null, null, "%%", null, null, 0, 0]',  # sketch not base64
+    b'["m", "k", "x", 1, 1, 0, 0, 0, null, null, null, null, null, 0, 0]',  # bucket start not a number
+])
+def test_malformed_partials_raise_value_error(blob: bytes) -> None:
+    with pytest.raises(ValueError, match="malformed partial"):
+        Partial.from_bytes(blob)
+
+
+def test_restore_refuses_foreign_blobs() -> None:
+    runtime = pack_runtime()
+    with pytest.raises(ValueError, match="version 1"):
+        runtime.restore(b'{"v": 99}')
+    with pytest.raises(ValueError, match="version 1"):
+        runtime.restore(b"[]")
