@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -41,6 +41,9 @@ class AdapterOptions:
     context: Mapping[str, Any] = field(default_factory=dict)
     """Fields applied to every event that does not set them itself (e.g. ``deployment_id`` for
     OpenAI objects, which do not say who called the API)."""
+
+
+DEFAULT_OPTIONS = AdapterOptions()
 
 
 @dataclass(slots=True)

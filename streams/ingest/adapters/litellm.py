@@ -15,6 +15,7 @@ from typing import Any
 from schemas.deadletter import DeadLetterReason
 from streams.ingest.adapters import actions
 from streams.ingest.adapters.base import (
+    DEFAULT_OPTIONS,
     AdapterOptions,
     AdapterResult,
     PayloadError,
@@ -37,7 +38,7 @@ METADATA_KEYS = ("user_api_key_hash", "user_api_key_alias", "user_api_key_team_i
 PARAM_TYPES = (str, int, float, bool)
 
 
-def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = AdapterOptions()) -> AdapterResult:
+def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = DEFAULT_OPTIONS) -> AdapterResult:
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise PayloadError("no LiteLLM payloads in the input")

@@ -11,10 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.deadletter import DeadLetterReason
-from streams.ingest.adapters.base import AdapterOptions, AdapterResult, PayloadError, finalize, refuse
+from streams.ingest.adapters.base import (
+    DEFAULT_OPTIONS,
+    AdapterOptions,
+    AdapterResult,
+    PayloadError,
+    finalize,
+    refuse,
+)
 
 
-def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = AdapterOptions()) -> AdapterResult:
+def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = DEFAULT_OPTIONS) -> AdapterResult:
     producer_id = None
     if isinstance(payload, dict) and payload.get("kind") == "batch":
         if not isinstance(payload.get("events"), list):

@@ -19,6 +19,7 @@ import orjson
 from schemas.deadletter import DeadLetterReason
 from streams.ingest.adapters import actions
 from streams.ingest.adapters.base import (
+    DEFAULT_OPTIONS,
     AdapterOptions,
     AdapterResult,
     PayloadError,
@@ -35,7 +36,7 @@ BUILTIN_CALLS = {"code_interpreter_call": "code_interpreter", "web_search_call":
                  "mcp_call": "mcp"}
 
 
-def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = AdapterOptions()) -> AdapterResult:
+def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = DEFAULT_OPTIONS) -> AdapterResult:
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise PayloadError("no OpenAI objects in the payload")
@@ -44,8 +45,9 @@ def adapt(payload: dict[str, Any] | list[Any], options: AdapterOptions = Adapter
         kind = obj.get("object") if isinstance(obj, dict) else None
         if kind in ("chat.completion", "response"):
             try:
-                (_chat_completion if kind == "chat.completion" else _response)(obj, options, index, result)
-            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # malformed: costs only itself
+                handler = _chat_completion if kind == "chat.completion" else _response
+                handler(obj, options, index, result)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # costs only itself
                 refuse(result, index, DeadLetterReason.schema_violation,
                        f"malformed {kind} ({type(exc).__name__}: {exc})", obj)
         else:

@@ -18,6 +18,7 @@ import orjson
 from schemas.deadletter import DeadLetterReason
 from streams.ingest.adapters import actions
 from streams.ingest.adapters.base import (
+    DEFAULT_OPTIONS,
     AdapterOptions,
     AdapterResult,
     PayloadError,
@@ -71,7 +72,7 @@ CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.syste
                 "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "gen_ai.prompt", "gen_ai.completion")
 
 
-def adapt(payload: dict[str, Any] | bytes, options: AdapterOptions = AdapterOptions()) -> AdapterResult:
+def adapt(payload: dict[str, Any] | bytes, options: AdapterOptions = DEFAULT_OPTIONS) -> AdapterResult:
     """Map one export (a decoded OTLP/JSON dict, or protobuf bytes) to events."""
     export = decode_protobuf(payload) if isinstance(payload, (bytes, bytearray)) else payload
     if not isinstance(export, dict) or not isinstance(export.get("resourceSpans", []), list):
@@ -112,7 +113,7 @@ def _one(span: Any, res_attrs: dict[str, Any], scope: dict[str, Any], options: A
         return
     try:
         draft = _draft(span, attrs, operation, start, end, options)
-    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a malformed span costs only itself
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # costs only this span
         refuse(result, index, DeadLetterReason.schema_violation,
                f"span {span.get('spanId', '?')}: malformed ({type(exc).__name__}: {exc})", raw)
         return
@@ -146,7 +147,7 @@ def _draft(span: dict[str, Any], attrs: dict[str, Any], operation: str | None, s
         draft["finish_reasons"] = [str(r) for r in (reasons if isinstance(reasons, list) else [reasons])]
     draft["request_params"] = {k.removeprefix("gen_ai.request."): v for k, v in attrs.items()
                                if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"}
-    status = span.get("status") if isinstance(span.get("status"), dict) else {}
+    status = _status(span)
     if status.get("code") in STATUS_ERROR and not draft.get("error_type"):
         draft["error_type"] = _exception_type(span.get("events")) or "span_status_error"
     _tool(draft, attrs, options)
@@ -154,6 +155,11 @@ def _draft(span: dict[str, Any], attrs: dict[str, Any], operation: str | None, s
     draft.update(explicit)
     draft["attributes"] = _leftovers(span, attrs, set(used), options)
     return draft
+
+
+def _status(span: dict[str, Any]) -> dict[str, Any]:
+    status = span.get("status")
+    return status if isinstance(status, dict) else {}
 
 
 def _event_type(operation: str | None, attrs: dict[str, Any]) -> str:
@@ -235,7 +241,7 @@ def _leftovers(span: dict[str, Any], attrs: dict[str, Any], used: set[str], opti
         out[key] = _text(value)
     if span.get("name"):
         out["otel.span_name"] = str(span["name"])
-    status = span.get("status") if isinstance(span.get("status"), dict) else {}
+    status = _status(span)
     if status.get("message"):
         out["otel.status_message"] = str(status["message"])
     if isinstance(span.get("events"), list) and span["events"]:

@@ -74,7 +74,8 @@ def test_otlp_protobuf_with_gzip_and_partial_success(topics: Topics) -> None:
         assert resp.status == 200 and resp.content_type == "application/x-protobuf"
         reply = ExportTraceServiceResponse.FromString(await resp.read())
         assert reply.partial_success.rejected_spans == 1
-        assert "span #2" in reply.partial_success.error_message and "input_tokens" in reply.partial_success.error_message
+        message = reply.partial_success.error_message
+        assert "span #2" in message and "input_tokens" in message
 
     serve(topics, scenario)
     assert len(events_of(asyncio.run(read_topic(topics.bootstrap, topics.events, 1)))) == 4

@@ -27,7 +27,8 @@ def test_fields_kept_and_unknown_keys_moved_to_attributes(native_lines: list[Any
         "read_file", "weights_access", "/models/atlas-7b/ckpt-0042/model.safetensors")
     assert e["attributes"] == {"gateway_region": "eu-west-1"}
     first = adapt("native", native_lines[0]).events[0]
-    assert (first["scores"], first["model_checkpoint"], first["latency_ms"]) == ({"jailbreak": 0.02}, "ckpt-0042", 950.5)
+    assert (first["scores"], first["model_checkpoint"], first["latency_ms"]) == (
+        {"jailbreak": 0.02}, "ckpt-0042", 950.5)
 
 
 def test_given_event_id_is_kept() -> None:
