@@ -36,7 +36,7 @@ import binascii
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -280,6 +280,7 @@ class MetricRuntime:
         self._watermark = -math.inf
         self._stats = dict.fromkeys(STAT_NAMES, 0)
         self._forced: list[Hit] = []  # hits of buckets closed early by the open-bucket cap
+        self._dirty: set[tuple[str, tuple[str, ...]]] = set()  # (metric, key) changed since dirty_state()
 
     # -- per worker ------------------------------------------------------
     def partials(self, events: list[dict[str, Any]]) -> list[Partial]:
@@ -367,6 +368,7 @@ class MetricRuntime:
                 self._stats["late_events"] += p.count
                 continue
             self._stats["partials_merged"] += 1
+            self._dirty.add((spec.id, p.key))
             buckets = self._open[spec.id]
             slot = (p.key, p.bucket_start)
             open_ = buckets.get(slot)
@@ -399,7 +401,8 @@ class MetricRuntime:
         if state is None:
             state = keys[key] = _KeyState(spec.new_detector())
             if len(keys) > spec.max_keys:
-                keys.popitem(last=False)
+                evicted, _ = keys.popitem(last=False)
+                self._dirty.add((spec.id, evicted))
                 self._stats["evicted_keys"] += 1
         else:
             keys.move_to_end(key)
@@ -407,6 +410,7 @@ class MetricRuntime:
 
     def _close(self, spec: MetricSpec, p: Partial) -> list[Hit]:
         self._stats["buckets_closed"] += 1
+        self._dirty.add((spec.id, p.key))
         state = self._state_of(spec, p.key)
         hits: list[Hit] = []
         if spec.kind == "count" and state.last_bucket is not None:
@@ -515,6 +519,59 @@ class MetricRuntime:
         wm = self._watermark if math.isfinite(self._watermark) else None
         forced = [asdict(h) for h in self._forced]
         return orjson.dumps({"v": SNAPSHOT_VERSION, "wm": wm, "stats": self._stats, "m": metrics, "forced": forced})
+
+    def dirty_state(self) -> dict[str, bytes | None]:
+        """Per-key state changed since the last call: ``{route_key: blob}``, None = delete.
+
+        For a key-value changelog (a Faust table keyed like the metrics topic):
+        each entry holds one key's open buckets, detector and last closed
+        bucket, so a batch rewrites only the keys it touched, and the state of a
+        key lives on the partition that owns it. Call it after :meth:`advance`.
+        """
+        open_by_key: dict[tuple[str, tuple[str, ...]], list[Partial]] = {}
+        for mid, buckets in self._open.items():
+            for (key, _), p in buckets.items():
+                if (mid, key) in self._dirty:
+                    open_by_key.setdefault((mid, key), []).append(p)
+        wm = self._watermark if math.isfinite(self._watermark) else None
+        out: dict[str, bytes | None] = {}
+        for mid, key in sorted(self._dirty):
+            state = self._keys[mid].get(key)
+            partials = sorted(open_by_key.get((mid, key), []), key=lambda p: p.bucket_start)
+            route = orjson.dumps([mid, *key]).decode()
+            if state is None and not partials:
+                out[route] = None
+                continue
+            out[route] = orjson.dumps({
+                "v": SNAPSHOT_VERSION, "sig": self.specs[mid].signature, "wm": wm,
+                "last": state.last_bucket if state else None, "det": state.detector.snapshot() if state else None,
+                "open": [p.to_list() for p in partials]})
+        self._dirty.clear()
+        return out
+
+    def load_state(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        """Load per-key entries written by :meth:`dirty_state` (e.g. a Faust table after a rebalance)."""
+        for route, blob in entries:
+            mid, *key_list = orjson.loads(route)
+            spec = self.specs.get(mid)
+            data = orjson.loads(blob)
+            if spec is None or data.get("v") != SNAPSHOT_VERSION:
+                continue
+            key = tuple(key_list)
+            if data["wm"] is not None:
+                self._watermark = max(self._watermark, data["wm"])
+            for row in data["open"]:
+                p = Partial.from_list(row)
+                self._open[mid][(p.key, p.bucket_start)] = p
+            if data["det"] is not None:
+                same = data["sig"] == spec.signature
+                if not same:
+                    self._stats["state_reset_on_restore"] += 1
+                det = Detector.restore(data["det"]) if same else spec.new_detector()
+                self._keys[mid][key] = _KeyState(det, data["last"])
+                if len(self._keys[mid]) > spec.max_keys:
+                    self._keys[mid].popitem(last=False)
+                    self._stats["evicted_keys"] += 1
 
     def restore(self, blob: bytes) -> None:
         """Load :meth:`snapshot`; metrics whose definition changed keep buckets but relearn."""
