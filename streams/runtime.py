@@ -34,7 +34,7 @@ from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
 from streams.alerting.book import AlertBook
-from streams.kafka.clients import client_kwargs
+from streams.kafka.clients import client_kwargs, producer_kwargs
 from streams.killswitch.commands import build_command, command_row, operator_action_row
 from streams.killswitch.heartbeat import HeartbeatPublisher
 from streams.killswitch.signing import KeyRing, load_or_create_signing_key
@@ -94,9 +94,8 @@ class WorkerRuntime:
     # -- Kafka output -----------------------------------------------------------
     async def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
-                                        linger_ms=5, max_request_size=16 * 1024 * 1024,
-                                        **client_kwargs(self.settings))
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5,
+                                        max_request_size=16 * 1024 * 1024, **producer_kwargs(self.settings))
             await producer.start()
             self._producer = producer
         return self._producer

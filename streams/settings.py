@@ -24,11 +24,15 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; None = local launcher")
+    kafka_engine: str = Field(default="auto", pattern="^(auto|kafka|tansu)$",
+                              description="local launcher: Apache Kafka (needs Java), Tansu (memory only), or auto")
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_idempotence: bool = Field(default=True, description="idempotent producers (off only for the Tansu fallback, "
+                                                              "which rejects InitProducerId)")
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     topic_min_insync: int = Field(default=1, ge=1)

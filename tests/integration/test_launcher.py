@@ -53,3 +53,45 @@ def test_three_node_cluster_survives_losing_a_node(tmp_path: Path) -> None:
     finally:
         launcher.down()
     assert launcher.status() == {"running": False, "nodes": []}
+
+
+async def _plain_roundtrip(bootstrap: str, topic: str, n: int) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # Tansu rejects idempotent producers
+    await producer.start()
+    for i in range(n):
+        await producer.send_and_wait(topic, value=str(i).encode())
+    await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        while len(values) < n:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+            values += [m.value for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return len(values)
+
+
+def test_without_java_the_launcher_falls_back_to_tansu_and_warns(tmp_path: Path, monkeypatch,
+                                                                  caplog) -> None:
+    import shutil
+
+    import streams.kafka.launcher as launcher_module
+
+    real_which = shutil.which
+    monkeypatch.setattr(launcher_module.shutil, "which", lambda name: None if name == "java" else real_which(name))
+    launcher = LocalKafka(tmp_path, CACHE, base_port=None)
+    with caplog.at_level("WARNING"):
+        cluster = launcher.up(brokers=1)
+    try:
+        assert cluster.kind == "tansu"
+        assert "MEMORY ONLY" in caplog.text and "No Java runtime" in caplog.text
+        assert asyncio.run(_plain_roundtrip(cluster.bootstrap, "fallback", 20)) == 20
+    finally:
+        launcher.down()
+    assert not launcher.status()["running"]
