@@ -106,3 +106,10 @@ def test_unreachable_kafka_keeps_events_and_counts_them_on_close() -> None:
         assert emitter.stats.sent == 0 and emitter.stats.lost_on_close == 4
 
     asyncio.run(main())
+
+
+def test_bad_configuration_fails_fast_without_leaking_the_thread() -> None:
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="on_full"):
+        Emitter(_dead_port(), "gw-bad", on_full="block")
+    assert threading.active_count() == before
