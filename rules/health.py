@@ -19,6 +19,15 @@ in if its events arrive later. A pending range is declared lost when
 * more than ``max_pending_ranges`` holes are pending (oldest first) — state is
   bounded, and the bound is counted, never silent.
 
+Work is done on ranges, not single events: :func:`seq_partials` summarises a
+batch per producer as contiguous seq ranges (cheap, and JSON-ready), and
+:meth:`ProducerGapTracker.observe_partials` consumes them. ``observe`` is the
+two together. Because the events topic is keyed by agent run, a producer's
+events are spread over partitions; with several workers each sees only part of
+the sequence, so each worker should send its partials, keyed by
+``producer_id``, to the one tracker that owns that producer — feeding a
+tracker a part of a sequence reports the rest as lost.
+
 A sequence number at or below the highest seen that is not pending is a
 duplicate (counted; Kafka is at-least-once). A sequence number below the
 first one seen arrived before the tracker first met the producer: reordered,
@@ -85,6 +94,66 @@ class GapStats:
     ignored_events: int = 0  # no producer_id / producer_seq
 
 
+def seq_partials(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Summarise one batch per producer as contiguous seq ranges: ``(partials, ignored)``.
+
+    A partial is small and JSON-ready — ``{producer_id, ranges: [[lo, hi, ts_lo,
+    event_id_lo], ...], max_ts, deployment_id, tenant_id, duplicates}`` — so
+    workers that each see part of a producer's events (the topic is keyed by
+    agent run) can send partials, repartitioned by ``producer_id``, to the one
+    tracker that owns the producer (:meth:`ProducerGapTracker.observe_partials`).
+
+    >>> ev = lambda s: {"producer_id": "p", "producer_seq": s, "_ts": float(s), "event_id": f"e{s}"}
+    >>> parts, ignored = seq_partials([ev(3), ev(1), ev(2), ev(2), ev(7), {"_ts": 0.0}])
+    >>> parts[0]["ranges"], parts[0]["duplicates"], ignored
+    ([[1, 3, 1.0, 'e1'], [7, 7, 7.0, 'e7']], 1, 1)
+    """
+    by_producer: dict[str, list[dict[str, Any]]] = {}
+    ignored = 0
+    for event in events:
+        pid, seq = event.get("producer_id"), event.get("producer_seq")
+        if pid is None or not isinstance(seq, int) or seq < 0:
+            ignored += 1
+            continue
+        by_producer.setdefault(str(pid), []).append(event)
+    partials = []
+    for pid, group in by_producer.items():
+        group.sort(key=lambda e: e["producer_seq"])
+        ranges: list[list[Any]] = []
+        duplicates = 0
+        for e in group:
+            seq = e["producer_seq"]
+            if ranges and seq <= ranges[-1][1]:
+                duplicates += 1
+            elif ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq, float(e.get("_ts") or 0.0), e.get("event_id")])
+        partials.append({
+            "producer_id": pid, "ranges": ranges, "duplicates": duplicates,
+            "max_ts": max(float(e.get("_ts") or 0.0) for e in group),
+            "deployment_id": next((e["deployment_id"] for e in reversed(group) if e.get("deployment_id")), None),
+            "tenant_id": next((e["tenant_id"] for e in reversed(group) if e.get("tenant_id")), None),
+        })
+    return partials, ignored
+
+
+def _subtract(state: _Producer, lo: int, hi: int) -> int:
+    """Remove ``lo..hi`` from the pending holes; return how many missing seqs that filled."""
+    filled = 0
+    kept: list[_Pending] = []
+    for p in state.pending:
+        a, b = max(p.lo, lo), min(p.hi, hi)
+        if a > b:
+            kept.append(p)
+            continue
+        filled += b - a + 1
+        kept += [_Pending(x, y, p.noticed_ts, p.got_seq, p.event_id) for x, y in ((p.lo, a - 1), (b + 1, p.hi))
+                 if x <= y]
+    state.pending = kept
+    return filled
+
+
 class ProducerGapTracker:
     """Per-producer sequence tracking with a reorder allowance; bounded state."""
 
@@ -100,19 +169,21 @@ class ProducerGapTracker:
     # -- the verbs the runtime calls ----------------------------------------------
     def observe(self, events: Iterable[dict[str, Any]]) -> list[Hit]:
         """Take one batch of event dicts (any order); return the gaps now declared lost."""
-        by_producer: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            pid, seq = event.get("producer_id"), event.get("producer_seq")
-            if pid is None or not isinstance(seq, int):
-                self.stats.ignored_events += 1
-                continue
-            by_producer.setdefault(str(pid), []).append(event)
+        partials, ignored = seq_partials(events)
+        self.stats.ignored_events += ignored
+        return self.observe_partials(partials)
+
+    def observe_partials(self, partials: Iterable[dict[str, Any]]) -> list[Hit]:
+        """Take per-batch summaries from :func:`seq_partials` — possibly made on other workers."""
         hits: list[Hit] = []
-        for pid, group in by_producer.items():
-            group.sort(key=lambda e: e["producer_seq"])
-            for event in group:
-                self._one(pid, event)
-            hits += self._declare(pid, self._producers[pid], watermark=None)
+        for part in partials:
+            pid = str(part["producer_id"])
+            self.stats.duplicates += int(part.get("duplicates", 0))
+            for lo, hi, ts, eid in part["ranges"]:
+                self._range(pid, int(lo), int(hi), float(ts), eid, part)
+            state = self._producers[pid]
+            state.max_ts = max(state.max_ts, float(part["max_ts"]))
+            hits += self._declare(pid, state, watermark=None)
         self._bound_producers()
         return hits
 
@@ -146,46 +217,37 @@ class ProducerGapTracker:
         return [(p.lo, p.hi) for p in state.pending] if state else []
 
     # -- internals --------------------------------------------------------------
-    def _one(self, pid: str, event: dict[str, Any]) -> None:
-        seq: int = event["producer_seq"]
-        ts = float(event.get("_ts") or 0.0)
-        eid = event.get("event_id")
+    def _range(self, pid: str, lo: int, hi: int, ts: float, eid: str | None, part: dict[str, Any]) -> None:
+        """Account for the contiguous seqs ``lo..hi``; ``ts``/``eid`` are those of the event at ``lo``."""
         state = self._producers.pop(pid, None)  # re-inserted below: dict order is recency, for eviction
-        if state is not None and seq == 0 and state.min_seq == 0 and eid != state.zero_id:
+        if state is not None and lo == 0 and state.min_seq == 0 and eid != state.zero_id:
             self.stats.restarts += 1
             state = None
         if state is None:
-            self._producers[pid] = _Producer(seq, ts, event.get("deployment_id"), event.get("tenant_id"),
-                                             min_seq=seq, zero_id=eid if seq == 0 else None)
+            state = _Producer(hi, ts, part.get("deployment_id"), part.get("tenant_id"),
+                              min_seq=lo, zero_id=eid if lo == 0 else None)
+            self._producers[pid] = state
             return
         self._producers[pid] = state
-        state.max_ts = max(state.max_ts, ts)
-        state.deployment_id = event.get("deployment_id") or state.deployment_id
-        state.tenant_id = event.get("tenant_id") or state.tenant_id
-        if seq > state.max_seq:
-            if seq > state.max_seq + 1:
-                state.pending.append(_Pending(state.max_seq + 1, seq - 1, ts, seq, eid))
-            state.max_seq = seq
-        elif seq < state.min_seq:  # older than our first sighting: late, not a duplicate
-            if seq + 1 < state.min_seq:
-                state.pending.insert(0, _Pending(seq + 1, state.min_seq - 1, ts, state.min_seq, eid))
-            state.min_seq = seq
-            state.zero_id = eid if seq == 0 else state.zero_id
-            self.stats.reordered += 1
-        elif self._fill(state, seq):
-            self.stats.reordered += 1
-        else:
-            self.stats.duplicates += 1
-
-    @staticmethod
-    def _fill(state: _Producer, seq: int) -> bool:
-        for i, p in enumerate(state.pending):
-            if p.lo <= seq <= p.hi:
-                parts = [_Pending(lo, hi, p.noticed_ts, p.got_seq, p.event_id)
-                         for lo, hi in ((p.lo, seq - 1), (seq + 1, p.hi)) if lo <= hi]
-                state.pending[i:i + 1] = parts
-                return True
-        return False
+        state.deployment_id = part.get("deployment_id") or state.deployment_id
+        state.tenant_id = part.get("tenant_id") or state.tenant_id
+        old_min, old_max = state.min_seq, state.max_seq
+        mid_lo, mid_hi = max(lo, old_min), min(hi, old_max)
+        if mid_lo <= mid_hi:
+            filled = _subtract(state, mid_lo, mid_hi)
+            self.stats.reordered += filled
+            self.stats.duplicates += (mid_hi - mid_lo + 1) - filled
+        if lo < old_min:  # older than our first sighting: late, not duplicates
+            below_hi = min(hi, old_min - 1)
+            self.stats.reordered += below_hi - lo + 1
+            if below_hi + 1 < old_min:
+                state.pending.insert(0, _Pending(below_hi + 1, old_min - 1, ts, old_min, eid))
+            state.min_seq = lo
+            state.zero_id = eid if lo == 0 else state.zero_id
+        if hi > old_max:
+            if lo > old_max + 1:
+                state.pending.append(_Pending(old_max + 1, lo - 1, ts, lo, eid))
+            state.max_seq = hi
 
     def _declare(self, pid: str, state: _Producer, watermark: float | None) -> list[Hit]:
         keep: list[_Pending] = []
