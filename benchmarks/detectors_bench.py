@@ -129,8 +129,8 @@ def runtime_costs(batch_size: int = 5000, buckets: int = 20) -> dict[str, Any]:
     worker = pack_runtime()
     partials_seconds = best(lambda: [worker.partials(batch) for batch in batches], repeats=3)
     owner = pack_runtime()
-    wire_bytes = n_partials = 0
-    merge_seconds = 0.0
+    wire_bytes = n_partials = changelog_bytes = 0
+    merge_seconds = changelog_seconds = 0.0
     for b, batch in enumerate(batches):
         wire = [p.to_bytes() for p in worker.partials(batch)]
         n_partials += len(wire)
@@ -139,6 +139,10 @@ def runtime_costs(batch_size: int = 5000, buckets: int = 20) -> dict[str, Any]:
         owner.merge([Partial.from_bytes(w) for w in wire])
         owner.advance(T0 + (b + 1) * 60.0)
         merge_seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        changes = owner.dirty_state()
+        changelog_seconds += time.perf_counter() - start
+        changelog_bytes += sum(len(v) for v in changes.values() if v is not None)
     snapshot = owner.snapshot()
     keys = owner.stats["keys"]
     return {"batch_size": batch_size, "metrics": len(owner.specs),
@@ -146,6 +150,8 @@ def runtime_costs(batch_size: int = 5000, buckets: int = 20) -> dict[str, Any]:
             "partials_per_batch": round(n_partials / buckets),
             "partial_bytes_mean": round(wire_bytes / n_partials),
             "decode_merge_advance_ms_per_batch": round(merge_seconds / buckets * 1000, 2),
+            "changelog_ms_per_batch": round(changelog_seconds / buckets * 1000, 2),
+            "changelog_bytes_per_batch": round(changelog_bytes / buckets),
             "keys": keys, "snapshot_bytes": len(snapshot), "snapshot_bytes_per_key": round(len(snapshot) / keys)}
 
 
