@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from schemas.deadletter import DeadLetterReason
-from streams.ingest.adapters.base import ItemError, PayloadError
+from streams.ingest.adapters import adapt
+from streams.ingest.adapters.base import AdapterOptions, AdapterResult, ItemError, PayloadError, dumps
 
 
 @dataclass(slots=True)
@@ -54,8 +55,18 @@ def split_units(name: str, data: bytes, fmt: str) -> list[Unit]:
         return [Unit("file", orjson.loads(text))]
     except orjson.JSONDecodeError:
         pass
+    return split_ndjson(text)
+
+
+def _looks_like_json(data: bytes) -> bool:
+    head = data.lstrip()[:1]
+    return head in (b"{", b"[")
+
+
+def split_ndjson(data: bytes) -> list[Unit]:
+    """One unit per non-empty line; a line that is not JSON is an ``ItemError`` naming it."""
     units = []
-    for lineno, line in enumerate(text.split(b"\n"), start=1):
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -66,6 +77,22 @@ def split_units(name: str, data: bytes, fmt: str) -> list[Unit]:
     return units
 
 
-def _looks_like_json(data: bytes) -> bool:
-    head = data.lstrip()[:1]
-    return head in (b"{", b"[")
+def adapt_unit(unit: Unit, fmt: str, options: AdapterOptions) -> AdapterResult:
+    """Adapt one unit; its errors name where they came from (``line 3, item 0: ...``)."""
+    if unit.error is not None:
+        return AdapterResult(errors=[unit.error])
+    try:
+        result = adapt(fmt, unit.payload, options)
+    except PayloadError as exc:
+        raw = unit.payload if isinstance(unit.payload, bytes) else dumps(unit.payload)
+        return AdapterResult(errors=[ItemError(0, DeadLetterReason.not_an_object, f"{unit.label}: {exc}", raw)])
+    where = "" if unit.label == "file" else f"{unit.label}, "
+    result.errors = [ItemError(e.index, e.reason, f"{where}item {e.index}: {e.error}", e.raw) for e in result.errors]
+    return result
+
+
+def adapt_units(units: list[Unit], fmt: str, options: AdapterOptions) -> AdapterResult:
+    out = AdapterResult()
+    for unit in units:
+        out.extend(adapt_unit(unit, fmt, options))
+    return out

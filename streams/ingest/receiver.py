@@ -14,7 +14,7 @@ exporters and collectors retry exactly when they should:
   (backpressure) or Kafka is unreachable — both retryable.
 
 ``/v1/events?format=native|litellm|openai|otlp`` takes the other formats as
-JSON and answers ``{"accepted", "rejected", "skipped", "errors"}``; query
+one JSON document or NDJSON (one payload per line) and answers ``{"accepted", "rejected", "skipped", "errors"}``; query
 parameters ``deployment_id``, ``tenant_id``, ``environment``, ``region`` fill
 those fields where an event does not set them.
 """
@@ -33,10 +33,12 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from streams.ingest.adapters import FORMATS, AdapterOptions, AdapterResult, PayloadError, adapt
+from streams.ingest.files import adapt_units, split_ndjson
 from streams.ingest.producer import EventPublisher
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
+NDJSON = "application/x-ndjson"
 CONTEXT_PARAMS = ("deployment_id", "tenant_id", "environment", "region")
 RETRY_AFTER_S = 2
 
@@ -97,13 +99,12 @@ def make_app(publisher: EventPublisher, config: ReceiverConfig | None = None) ->
         try:
             if fmt not in FORMATS:
                 raise _Reply(400, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-            if request.content_type not in (JSON, PROTOBUF if fmt == "otlp" else JSON):
+            if request.content_type not in (JSON, NDJSON, PROTOBUF if fmt == "otlp" else JSON):
                 raise _Reply(415, f"unsupported content type {request.content_type!r} for format {fmt}")
             body = await _read_body(request, cfg.max_body_bytes)
-            payload = body if request.content_type == PROTOBUF else _json(body)
             context = {k: request.query[k] for k in CONTEXT_PARAMS if request.query.get(k)}
             options = replace(cfg.options, context={**cfg.options.context, **context})
-            result = await asyncio.to_thread(_adapt, fmt, payload, options)
+            result = await asyncio.to_thread(_adapt_body, fmt, body, request.content_type, options)
             await _publish(publisher, result, f"http:/v1/events?format={fmt}", stats)
         except _Reply as reply:
             return _status_response(reply, JSON, stats)
@@ -144,6 +145,22 @@ def _json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _Reply(400, f"body is not valid JSON: {exc}") from exc
+
+
+def _adapt_body(fmt: str, body: bytes, ctype: str, options: AdapterOptions) -> AdapterResult:
+    """One JSON document, or NDJSON (one payload per line, as LiteLLM's ``log_format: ndjson`` sends)."""
+    if ctype == PROTOBUF:
+        return _adapt(fmt, body, options)
+    if ctype != NDJSON:
+        try:
+            return _adapt(fmt, orjson.loads(body), options)
+        except orjson.JSONDecodeError as exc:
+            if body.strip().count(b"\n") == 0:
+                raise _Reply(400, f"body is not valid JSON: {exc}") from exc
+    units = split_ndjson(body)
+    if not units or all(u.error is not None for u in units):
+        raise _Reply(400, "body is neither a JSON document nor NDJSON with at least one JSON line")
+    return adapt_units(units, fmt, options)
 
 
 def _adapt(fmt: str, payload: Any, options: AdapterOptions) -> AdapterResult:

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.deadletter import DeadLetterReason
-from streams.ingest.adapters import AdapterOptions, PayloadError, adapt
-from streams.ingest.adapters.base import ItemError, dumps
-from streams.ingest.files import Unit
+from streams.ingest.adapters import AdapterOptions
+from streams.ingest.adapters.base import ItemError
+from streams.ingest.files import Unit, adapt_unit
 from streams.ingest.producer import EventPublisher
 
 MAX_LISTED_ERRORS = 50
@@ -49,29 +48,15 @@ async def send_units(publisher: EventPublisher, units: list[Unit], fmt: str, opt
     refused: list[ItemError] = []
     for unit in units:
         summary.units += 1
-        for error in _adapt_unit(unit, fmt, options, events, summary):
-            refused.append(error)
+        result = adapt_unit(unit, fmt, options)
+        events.extend(result.events)
+        refused.extend(result.errors)
+        summary.skipped += result.skipped
         if len(events) >= chunk_events:
             await _flush(publisher, events, refused, origin, summary)
         advance(1)
     await _flush(publisher, events, refused, origin, summary)
     return summary
-
-
-def _adapt_unit(unit: Unit, fmt: str, options: AdapterOptions, events: list[dict[str, Any]],
-                summary: SendSummary) -> list[ItemError]:
-    if unit.error is not None:
-        return [unit.error]
-    try:
-        result = adapt(fmt, unit.payload, options)
-    except PayloadError as exc:
-        raw = unit.payload if isinstance(unit.payload, bytes) else dumps(unit.payload)
-        return [ItemError(0, DeadLetterReason.not_an_object, f"{unit.label}: {exc}", raw)]
-    events.extend(result.events)
-    summary.skipped += result.skipped
-    where = unit.label if unit.label != "file" else ""
-    return [ItemError(e.index, e.reason, f"{where}{', ' if where else ''}item {e.index}: {e.error}", e.raw)
-            for e in result.errors]
 
 
 async def _flush(publisher: EventPublisher, events: list[dict[str, Any]], refused: list[ItemError], origin: str,

@@ -175,3 +175,23 @@ def test_events_endpoint_all_formats(topics: Topics) -> None:
     assert {e["deployment_id"] for e in openai_events} == {"chat-prod", "ops-agent-prod"}
     (dead,) = asyncio.run(read_topic(topics.bootstrap, topics.deadletter, 1))
     assert base64.b64decode(dead.value["original_b64"]).startswith(b'{"event_type":"nope"')
+
+
+def test_events_endpoint_ndjson_with_a_bad_line(topics: Topics) -> None:
+    payloads = json.loads((FIXTURES / "litellm_payloads.json").read_text())
+    body = "\n".join([json.dumps(payloads[0]), "{oops", json.dumps(payloads[2])]).encode() + b"\n"
+
+    async def scenario(client: TestClient, _p: EventPublisher) -> None:
+        for ctype in ("application/x-ndjson", "application/json"):  # LiteLLM's ndjson log_format, either header
+            resp = await client.post("/v1/events?format=litellm", data=body, headers={"Content-Type": ctype})
+            reply = await resp.json()
+            assert resp.status == 200 and (reply["accepted"], reply["rejected"]) == (4, 1)
+            assert reply["errors"][0]["reason"] == "malformed_json" and "line 2" in reply["errors"][0]["error"]
+        resp = await client.post("/v1/events?format=litellm", data=b"{x\n{y\n",
+                                 headers={"Content-Type": "application/x-ndjson"})
+        assert resp.status == 400
+
+    serve(topics, scenario)
+    events = events_of(asyncio.run(read_topic(topics.bootstrap, topics.events, 2)))
+    assert len(events) == 8
+    assert len(asyncio.run(read_topic(topics.bootstrap, topics.deadletter, 2))) == 2
