@@ -91,3 +91,13 @@ def test_human_summary(topics: Topics) -> None:
                                         "--deadletter-topic", topics.deadletter])
     assert result.exit_code == 0, result.output
     assert "sent 6 events" in result.output and "0 rejected" in result.output
+
+
+def test_otlp_ndjson_like_the_collector_file_exporter(topics: Topics, tmp_path: Path) -> None:
+    export = json.loads((FIXTURES / "otlp_genai_trace.json").read_text())
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(export) + "\n" + json.dumps(export) + "\n")
+    code, summary = run(topics, str(path), "--format", "otlp")
+    assert code == 0 and (summary["units"], summary["sent"], summary["skipped"]) == (2, 10, 2)
+    events = events_of(asyncio.run(read_topic(topics.bootstrap, topics.events, summary["messages"])))
+    assert len(events) == 10 and len({e["event_id"] for e in events}) == 5  # same spans, same ids: dedupable
