@@ -43,3 +43,25 @@ def test_any_csv_text_parses_or_fails_with_line_numbers(text: str) -> None:
         return
     for row in rows:
         assert math.isfinite(row.ts) and math.isfinite(row.value)
+
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), FINITE, st.text(max_size=5),
+                      st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                                            max_size=2))
+FIELDS = ("event_type", "request_model", "deployment_id", "is_refusal", "latency_ms", "egress_bytes",
+          "dest_host", "tool_name", "action_category", "error_type")
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS, ANY_VALUE)), max_size=30))
+def test_malformed_event_fields_never_break_the_stable_pack(events: list[dict[str, object]]) -> None:
+    from rules.metrics import Partial
+    from tests.unit.detectors.fleet import T0, pack_runtime
+
+    runtime = pack_runtime()
+    batch = [{**ev, "_ts": T0 + i, "event_id": f"e{i}"} for i, ev in enumerate(events)]
+    partials = runtime.partials(batch)
+    runtime.merge([Partial.from_bytes(p.to_bytes()) for p in partials])
+    runtime.advance(T0 + 3600.0)
+    assert runtime.stats["buckets_closed"] == len(partials)
+    runtime.restore(runtime.snapshot())
