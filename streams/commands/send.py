@@ -28,7 +28,8 @@ def send(
     file: str = typer.Argument(..., help="file to send, or - for stdin (NDJSON, JSON array, one object, .pb)"),
     format: str = typer.Option("native", "--format", "-f", help=f"input format: {', '.join(FORMATS)}"),
     topic: str | None = typer.Option(None, "--topic", help="events topic (default overseer.events.v1)"),
-    deadletter_topic: str | None = typer.Option(None, "--deadletter-topic"),
+    deadletter_topic: str | None = typer.Option(None, "--deadletter-topic", help="where refused items go "
+                                                "(default overseer.deadletter.v1)"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port; default OVERSEER_KAFKA_BOOTSTRAP "
                                                                    "or the local cluster"),
     producer_id: str | None = typer.Option(None, "--producer-id", help="stamped on each batch"),
