@@ -50,6 +50,8 @@ from rules.detectors.quantile import kll_load, kll_of
 from rules.detectors.registry import REGISTRY, create
 from rules.items import CompileContext, Location, Predicate, RawItem
 
+__all__ = ["MetricRuntime", "MetricSpec", "Partial", "compile_items", "parse_duration"]
+
 KINDS = ("count", "rate", "mean", "quantile", "distinct", "first_seen")
 DEFAULT_ALGORITHM = {"count": "ewma_zscore", "rate": "ewma_zscore", "mean": "ewma_zscore",
                      "quantile": "mad", "distinct": "distinct_spike", "first_seen": "novelty"}
@@ -269,7 +271,23 @@ STAT_NAMES = ("events_seen", "missing_key", "non_numeric", "partials_out", "part
 
 
 class MetricRuntime:
-    """Per-key metric buckets and detectors for a compiled set of ``detector`` items."""
+    """Per-key metric buckets and detectors for a compiled set of ``detector`` items.
+
+    Tool calls per deployment and minute, scored by a z-score; a burst fires:
+
+    >>> spec = MetricSpec(id="tool_calls", title="Tool calls", kind="count", key=("deployment_id",),
+    ...                   bucket=60.0, algorithm="ewma_zscore", params={"warmup": 3, "min_std": 1.0})
+    >>> rt = MetricRuntime([spec])
+    >>> hits = []
+    >>> for minute, calls in enumerate([10, 11, 9, 10, 10, 60]):
+    ...     batch = [{"_ts": 60.0 * minute + i, "deployment_id": "d1"} for i in range(calls)]
+    ...     rt.merge(rt.partials(batch))          # on one worker here; fleet-wide in production
+    ...     hits += rt.advance(60.0 * (minute + 1))
+    >>> [(h.evidence["bucket_start"], h.evidence["observed"], round(h.evidence["baseline"], 1)) for h in hits]
+    [('1970-01-01T00:05:00Z', 60.0, 10.0)]
+    >>> rt.stats["buckets_closed"], rt.stats["warming_up"]
+    (6, 3)
+    """
 
     def __init__(self, specs: list[MetricSpec]) -> None:
         self.specs: dict[str, MetricSpec] = {s.id: s for s in specs}
