@@ -34,6 +34,7 @@ from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
 from streams.alerting.book import AlertBook
+from streams.faults import Faults
 from streams.kafka.clients import client_kwargs, producer_kwargs
 from streams.killswitch.commands import build_command, command_row, operator_action_row
 from streams.killswitch.heartbeat import HeartbeatPublisher
@@ -46,17 +47,14 @@ from streams.pipeline.decode import Record, decode_batch
 from streams.settings import Settings
 from streams.store import rows
 from streams.store.sink import ClickHouseSink
+from streams.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 
 def batch_token(kind: str, records: list[Record]) -> str:
     """Insert deduplication token: the offset ranges of the batch, per partition."""
-    spans: dict[tuple[str, int], list[int]] = {}
-    for r in records:
-        span = spans.setdefault((r.topic, r.partition), [r.offset, r.offset])
-        span[0] = min(span[0], r.offset)
-        span[1] = max(span[1], r.offset)
+    spans = _offset_spans(records)
     return kind + ":" + ";".join(f"{t}/{p}/{a}-{b}" for (t, p), (a, b) in sorted(spans.items()))
 
 
@@ -68,7 +66,7 @@ class Counters(dict[str, int]):
 class WorkerRuntime:
     def __init__(self, settings: Settings, bootstrap: str, core: DetectionCore, sink: ClickHouseSink, *,
                  issued: MutableMapping[str, Any] | None = None,
-                 alert_state: MutableMapping[str, Any] | None = None) -> None:
+                 alert_state: MutableMapping[str, Any] | None = None, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.core = core
@@ -82,6 +80,8 @@ class WorkerRuntime:
         self._start_task: asyncio.Future[None] | None = None
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
+        self.faults = Faults(settings.fault_crash_at)
+        self.telemetry = telemetry or Telemetry(otlp_endpoint=settings.otlp_endpoint)
         self.lock = asyncio.Lock()
         self.max_event_ts = 0.0
         self.last_event_wall = time.time()
@@ -124,6 +124,7 @@ class WorkerRuntime:
         self._heartbeat.start()
 
     async def close(self) -> None:
+        self.telemetry.shutdown()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
             self._heartbeat = None
@@ -142,6 +143,11 @@ class WorkerRuntime:
 
     # -- events -> detections -------------------------------------------------
     async def handle_events(self, records: list[Record]) -> None:
+        with self.telemetry.batch_span("detect.batch", _offset_spans(records)) as span:
+            await self._handle_events(records)
+            span.set_attribute("overseer.messages", len(records))
+
+    async def _handle_events(self, records: list[Record]) -> None:
         decoded = decode_batch(records, max_message_bytes=self.settings.max_message_bytes)
         events = decoded.events
         async with self.lock:
@@ -156,23 +162,30 @@ class WorkerRuntime:
             partials = self.core.metrics.partials(events)
         now = datetime.now(UTC)
         detections = [hit_to_detection(h, now) for h in hits]
+        self.faults.point("before_sink")
         await self.sink.write("events", rows.event_columns(events, now), rows.EVENT_COLUMNS,
                               token=batch_token("ev", records), column_oriented=True)
         await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
                               token=batch_token("dl", records))
         await self._store_detections(detections, token=batch_token("det", records))
+        self.faults.point("after_sink")
         await asyncio.gather(
             self.publish(self.topics["deadletter"],
                          [(self._b64key(d.original_key_b64), d.model_dump_json().encode()) for d in decoded.deadletters]),
             self.publish(self.topics["metrics"], [(p.route_key.encode(), p.to_bytes()) for p in partials]),
             self._publish_detections(detections),
         )
+        self.faults.point("before_ack")
         self._record_latency(detections, events)
         self.counters.add("messages_in", decoded.messages)
         self.counters.add("events_in", len(events))
         self.counters.add("deadlettered", len(decoded.deadletters))
         self.counters.add("detections", len(detections))
         self.counters.add("partials_out", len(partials))
+        self.telemetry.events_in(len(events))
+        self.telemetry.stored("events", len(events))
+        self.telemetry.deadlettered([d.reason for d in decoded.deadletters])
+        self.telemetry.detections(len(detections))
 
     def _record_latency(self, detections: list[Detection], events: list[dict[str, Any]]) -> None:
         """Event-to-detection latency: from the event's Kafka timestamp to the detection being published."""
@@ -183,7 +196,9 @@ class WorkerRuntime:
         for d in detections:
             stamps = [kts[i] for i in d.event_ids if i in kts]
             if stamps:
-                self.latencies_ms.append((wall - max(stamps)) * 1000)
+                latency = (wall - max(stamps)) * 1000
+                self.latencies_ms.append(latency)
+                self.telemetry.detection_latency_ms(latency)
         del self.latencies_ms[:-5000]
 
     @staticmethod
@@ -262,9 +277,12 @@ class WorkerRuntime:
         if self.active.would_downgrade(cmd, now.timestamp()):
             self.counters.add("killswitch_downgrades_skipped")
             return
+        self.faults.point("before_command")
         await self.publish(self.topics["killswitch"], [(cmd.kafka_key(), cmd.model_dump_json().encode())])
+        self.faults.point("after_command")
         self.issued[decision.idempotency_key] = {"command_id": cmd.command_id, "issued_at": now.isoformat()}
         self.counters.add("killswitch_commands")
+        self.telemetry.command(cmd.action, cmd.mode)
 
     async def _emit_alerts(self, alerts: list[Any]) -> None:
         await self.sink.write("alerts", rows.alert_rows(alerts), rows.ALERT_COLUMNS)
@@ -302,6 +320,14 @@ class WorkerRuntime:
                 "alerts": self.alerts.stats, "core": self.core.describe(),
                 "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),
                 "policies": dict(getattr(self.core.policies, "stats", {}))}
+
+
+def _offset_spans(records: list[Record]) -> dict[tuple[str, int], tuple[int, int]]:
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for r in records:
+        lo, hi = spans.get((r.topic, r.partition), (r.offset, r.offset))
+        spans[(r.topic, r.partition)] = (min(lo, r.offset), max(hi, r.offset))
+    return spans
 
 
 def dumps(obj: Any) -> bytes:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     rules_paths: list[Path] = Field(default_factory=list, description="rule files/dirs; empty = built-in packs")
     sink_retry_max_s: float = Field(default=30.0, gt=0)
 
+    # telemetry and fault injection
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP base URL; nothing exported when unset")
+    fault_crash_at: str | None = Field(default=None, description="tests only: POINT[:N] kills the worker "
+                                                                 "(see streams/faults.py)")
+
     # kill-switch
     signing_key_path: Path | None = None
     signing_key_id: str = "local-dev-1"

@@ -1,0 +1,97 @@
+"""OpenTelemetry traces and metrics for the worker, through the SDK.
+
+Nothing is exported unless ``OVERSEER_OTLP_ENDPOINT`` is set (then OTLP over
+HTTP); tests pass in-memory readers/exporters instead. One span per batch,
+carrying the source offsets it covers; counters for everything that enters,
+is stored, dead-lettered, detected, commanded or suppressed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
+
+
+class Telemetry:
+    def __init__(self, service_name: str = "overseer-worker", *, otlp_endpoint: str | None = None,
+                 metric_readers: list[MetricReader] | None = None,
+                 span_processors: list[SpanProcessor] | None = None) -> None:
+        resource = Resource.create({"service.name": service_name})
+        readers = list(metric_readers or [])
+        processors = list(span_processors or [])
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            base = otlp_endpoint.rstrip("/")
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics")))
+            exporter: SpanExporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces")
+            processors.append(BatchSpanProcessor(exporter))
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        self.tracer_provider = TracerProvider(resource=resource)
+        for p in processors:
+            self.tracer_provider.add_span_processor(p)
+        meter = self.meter_provider.get_meter("overseer")
+        self.tracer = self.tracer_provider.get_tracer("overseer")
+        self._events_in = meter.create_counter("overseer.events.in", unit="{event}")
+        self._stored = meter.create_counter("overseer.rows.stored", unit="{row}")
+        self._deadlettered = meter.create_counter("overseer.events.deadlettered", unit="{event}")
+        self._detections = meter.create_counter("overseer.detections", unit="{detection}")
+        self._commands = meter.create_counter("overseer.killswitch.commands", unit="{command}")
+        self._suppressed = meter.create_counter("overseer.alerts.suppressed", unit="{alert}")
+        self._latency = meter.create_histogram("overseer.detection.latency", unit="ms")
+        self._sink_retries = meter.create_counter("overseer.sink.retries", unit="{retry}")
+        self._lag: dict[tuple[str, int], int] = {}
+        meter.create_observable_gauge("overseer.consumer.lag", callbacks=[self._observe_lag], unit="{message}")
+
+    @contextmanager
+    def batch_span(self, name: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> Iterator[Any]:
+        """A span per batch, linked to the offsets it covers (topic/partition: first-last)."""
+        attrs = {f"messaging.kafka.offsets.{t}.{p}": f"{a}-{b}" for (t, p), (a, b) in offsets.items()}
+        with self.tracer.start_as_current_span(name, attributes=attrs) as span:
+            yield span
+
+    def events_in(self, n: int) -> None:
+        self._events_in.add(n)
+
+    def stored(self, table: str, n: int) -> None:
+        self._stored.add(n, {"table": table})
+
+    def deadlettered(self, reasons: list[str]) -> None:
+        for reason in reasons:
+            self._deadlettered.add(1, {"reason": reason})
+
+    def detections(self, n: int, kind: str = "rule") -> None:
+        self._detections.add(n, {"kind": kind})
+
+    def command(self, action: str, mode: str) -> None:
+        self._commands.add(1, {"action": action, "mode": mode})
+
+    def suppressed(self, n: int, why: str) -> None:
+        self._suppressed.add(n, {"why": why})
+
+    def detection_latency_ms(self, value: float) -> None:
+        self._latency.record(value)
+
+    def sink_retry(self, table: str) -> None:
+        self._sink_retries.add(1, {"table": table})
+
+    def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
+        self._lag[(topic, partition)] = lag
+
+    def _observe_lag(self, options: Any) -> Iterator[Any]:
+        from opentelemetry.metrics import Observation
+
+        for (topic, partition), lag in self._lag.items():
+            yield Observation(lag, {"topic": topic, "partition": partition})
+
+    def shutdown(self) -> None:
+        self.meter_provider.shutdown()
+        self.tracer_provider.shutdown()
