@@ -28,6 +28,7 @@ from rules.base import Hit
 from rules.hits import group_dict, make_hit, reduce_event
 from rules.rule import RuleDef
 from rules.template import getter
+from rules.windows import hashable_key
 
 Emit = Callable[[Hit, dict[str, Any], list[Hit]], None]
 NEXT, START, LAST, IDS, CTX, DEADLINE = range(6)
@@ -44,8 +45,8 @@ class Sequence:
         self.next_due = math.inf
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
-        key = tuple(g(e) for g in self.getters)
-        if None in key:
+        key = hashable_key(tuple(g(e) for g in self.getters))
+        if key is None or None in key:
             return
         ts = e["_ts"]
         p = self.partials.get(key)

@@ -45,6 +45,15 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 COUNT, SUM, NVALS, MIN, MAX, DISTINCT, FIRED, IDS, LAST_TS, CTX = range(10)
 
 
+def hashable_key(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The key, or None when a malformed event put a list or map in a group field (not countable)."""
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _value(spec: WindowSpec, e: dict[str, Any], get: Callable[[dict[str, Any]], Any] | None) -> Any:
     if get is None:
         return None
@@ -80,7 +89,7 @@ class _WindowBase:
     def key(self, e: dict[str, Any]) -> tuple[Any, ...] | None:
         fields = self.group_fields
         key = tuple(map(e.get, fields)) if fields is not None else tuple(g(e) for g in self.group_getters)
-        return None if None in key else key
+        return None if None in key else hashable_key(key)
 
     def fire(self, e: dict[str, Any], key: tuple[Any, ...], value: float, count: int, ids: list[str],
              ts: float, start: float, out: list[Hit]) -> None:

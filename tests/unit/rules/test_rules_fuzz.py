@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.conditions import compile_condition
-from rules.engine import engine_from_text
+from rules.engine import engine_from_text, load_engine
 from rules.errors import Diagnostics, RuleLoadError
 
 FRAGMENTS = ["tool_name", "egress_bytes", "scores.jailbreak", "attributes.x", "request_params.a.b", "and", "or",
@@ -44,3 +44,34 @@ def test_random_rule_files_raise_only_rule_load_error(text: str) -> None:
         engine_from_text(text)
     except RuleLoadError as exc:
         assert exc.diagnostics
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**10), st.floats(allow_nan=False, allow_infinity=False),
+                   st.text(max_size=30), st.lists(st.text(max_size=5), max_size=3),
+                   st.dictionaries(st.text(max_size=5), st.floats(0, 1), max_size=3))
+FIELDS = ["tool_name", "tool_arguments", "resource", "dest_host", "egress_bytes", "scores", "attributes",
+          "request_params", "finish_reasons", "latency_ms", "is_refusal", "approval", "content", "model_checkpoint",
+          "agent_run_id", "deployment_id", "conversation_id", "error_type", "output_tokens"]
+EVENTS = st.lists(st.fixed_dictionaries(
+    {"event_type": st.sampled_from(["tool_call", "inference", "guardrail"]),
+     "action_category": st.sampled_from([None, "exec", "fs_read", "net_egress", "weights_access", "payment"]),
+     "_ts": st.floats(0, 10_000)},
+    optional={f: VALUES for f in FIELDS}), max_size=30)
+
+
+PACKS = load_engine()  # state accumulates across examples, which only widens what is exercised
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EVENTS)
+def test_packs_never_raise_on_malformed_events_and_fused_equals_one_by_one(events: list[dict[str, object]]) -> None:
+    engine = PACKS
+    engine.process([dict(e) for e in events])
+    engine.advance(1e6)
+    for e in events:
+        bucket = engine._bucket((e.get("event_type"), e.get("action_category")))  # noqa: SLF001 - checking internals
+        try:
+            fused = bucket[0](e)
+        except (TypeError, AttributeError, ValueError):
+            continue  # the engine falls back to one-by-one for this event
+        assert fused == engine._one_by_one(e, bucket[1])  # noqa: SLF001
