@@ -36,7 +36,7 @@ def serve(
     bootstrap: str | None = typer.Option(None, "--bootstrap"),
 ) -> None:
     """Serve POST /v1/traces (OTLP JSON/protobuf) and POST /v1/events?format=… until Ctrl-C."""
-    from streams.kafka.clients import NoBrokerError, client_kwargs, resolve_bootstrap
+    from streams.kafka.clients import NoBrokerError, producer_kwargs, resolve_bootstrap
 
     settings = Settings()
     try:
@@ -51,7 +51,7 @@ def serve(
     async def app() -> web.Application:
         publisher = EventPublisher(server, settings.topic("events"), settings.topic("deadletter"),
                                    max_message_bytes=settings.max_message_bytes, max_pending_events=max_pending,
-                                   client_kwargs=client_kwargs(settings))
+                                   client_kwargs=producer_kwargs(settings))  # idempotence per broker
         await publisher.start()
         application = make_app(publisher, config)
 

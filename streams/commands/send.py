@@ -90,9 +90,10 @@ def _bootstrap(settings: Settings) -> str:
 
 
 def _client_kwargs(settings: Settings) -> dict[str, object]:
-    from streams.kafka.clients import client_kwargs
+    """TLS/SASL settings, and idempotence off where the broker cannot do it (the Tansu fallback)."""
+    from streams.kafka.clients import producer_kwargs
 
-    return client_kwargs(settings)
+    return producer_kwargs(settings)
 
 
 def _report(summary: SendSummary, as_json: bool) -> None:

@@ -5,6 +5,10 @@
 and a retried send is not duplicated by the broker. Events travel as
 ``EventBatch`` messages (see :mod:`streams.ingest.batching`).
 
+``client_kwargs`` (TLS/SASL, see ``streams.kafka.clients.producer_kwargs``)
+are applied last, so ``{"enable_idempotence": False}`` turns idempotence off
+for brokers that cannot do it (the Tansu fallback).
+
 Backpressure: at most ``max_pending_events`` events may be in flight (sent,
 not yet acknowledged). :meth:`EventPublisher.publish` *waits* for room;
 callers that must not wait (the HTTP receiver answers 503 instead) ask
