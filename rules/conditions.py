@@ -30,6 +30,8 @@ from rules.errors import Diagnostics, did_you_mean
 from rules.items import Location, Predicate, RawItem
 from rules.yamlsrc import OffsetMap
 
+__all__ = ['Compiled', 'ConditionContext', 'compile_condition']
+
 _CONST = re.compile(r"_K\d+_")
 
 

@@ -43,6 +43,8 @@ from rules.sequences import Sequence
 from rules.suppression import Suppressor
 from rules.windows import SlidingWindow, TumblingWindow
 
+__all__ = ['Engine', 'build_engine', 'builtin_packs', 'engine_from_text', 'load_engine']
+
 SNAPSHOT_VERSION = 1
 _TS = itemgetter("_ts")
 Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]

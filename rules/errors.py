@@ -26,6 +26,8 @@ from typing import Any
 
 from rules.items import Diagnostic, Location
 
+__all__ = ['CODES', 'Diagnostics', 'RuleLoadError', 'did_you_mean', 'render', 'to_json']
+
 #: code -> short explanation (the long form lives in docs/rules.md).
 CODES: dict[str, str] = {
     "OVR100": "YAML syntax error",

@@ -27,6 +27,8 @@ from rules.engine import Engine
 from rules.items import Location
 from rules.rule import RuleDef
 
+__all__ = ['CaseResult', 'run_case', 'run_rule_tests']
+
 BASE_TS = datetime(2026, 1, 1, tzinfo=UTC)
 FLUSH_S = 1e9
 CASE_KEYS = ("name", "events", "expect")
