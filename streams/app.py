@@ -56,6 +56,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     events = app.topic(t("events"), value_serializer="raw", key_serializer="raw", internal=False)
     partials = app.topic(t("metrics"), value_serializer="raw", key_serializer="raw", internal=False)
     detections = app.topic(t("detections"), value_serializer="raw", key_serializer="raw", internal=False)
+    health = app.topic(t("health"), value_serializer="raw", key_serializer="raw", internal=False)
     killswitch = app.topic(t("killswitch"), value_serializer="raw", key_serializer="raw", internal=False)
 
     # str keys, JSON values (Faust's table default); co-partitioned with the detections topic
@@ -90,6 +91,11 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     async def fleet(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.2):
             await (await started()).handle_partials([e.message.value for e in batch])
+
+    @app.agent(health, name="producer_health")
+    async def producer_health(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(500, within=0.2):
+            await (await started()).handle_seq_partials([e.message.value for e in batch])
 
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:

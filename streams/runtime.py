@@ -30,6 +30,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from rules.base import Hit
+from rules.health import seq_partials
 from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
@@ -86,10 +87,12 @@ class WorkerRuntime:
         self.max_event_ts = 0.0
         self.last_event_wall = time.time()
         self.max_partial_ts = 0.0
+        self.max_seq_ts = 0.0
         self.latencies_ms: list[float] = []
         self._producer: AIOKafkaProducer | None = None
         self.topics = {name: settings.topic(name) for name in
-                       ("events", "deadletter", "metrics", "detections", "alerts", "killswitch", "heartbeat")}
+                       ("events", "deadletter", "metrics", "health", "detections", "alerts", "killswitch",
+                        "heartbeat")}
 
     # -- Kafka output -----------------------------------------------------------
     async def producer(self) -> AIOKafkaProducer:
@@ -152,13 +155,12 @@ class WorkerRuntime:
         events = decoded.events
         async with self.lock:
             hits: list[Hit] = self.core.engine.process(events)
-            hits += self.core.health.observe(events)
+            seq_parts, _ = seq_partials(events)
             if events:
                 self.max_event_ts = max(self.max_event_ts, max(e["_ts"] for e in events))
                 self.last_event_wall = time.time()
             watermark = self.watermark()
             hits += self.core.engine.advance(watermark)
-            hits += self.core.health.advance(watermark)
             partials = self.core.metrics.partials(events)
         now = datetime.now(UTC)
         detections = [hit_to_detection(h, now) for h in hits]
@@ -173,6 +175,7 @@ class WorkerRuntime:
             self.publish(self.topics["deadletter"],
                          [(self._b64key(d.original_key_b64), d.model_dump_json().encode()) for d in decoded.deadletters]),
             self.publish(self.topics["metrics"], [(p.route_key.encode(), p.to_bytes()) for p in partials]),
+            self.publish(self.topics["health"], [(str(p["producer_id"]).encode(), orjson.dumps(p)) for p in seq_parts]),
             self._publish_detections(detections),
         )
         self.faults.point("before_ack")
@@ -218,7 +221,10 @@ class WorkerRuntime:
         """Timer: let event time pass (absences, window closes) even when no event arrives."""
         async with self.lock:
             watermark = self.watermark()
-            hits = self.core.engine.advance(watermark) + self.core.health.advance(watermark)
+            hits = self.core.engine.advance(watermark)
+            if self.max_seq_ts:
+                hits += self.core.health.advance(max(self.max_seq_ts, time.time() - self.settings.allowed_lateness_s)
+                                                 - self.settings.allowed_lateness_s)
         if hits:
             detections = [hit_to_detection(h) for h in hits]
             await self._store_detections(detections, token=None)
@@ -241,6 +247,22 @@ class WorkerRuntime:
             await self._publish_detections(detections)
             self.counters.add("detections", len(detections))
             self.counters.add("detector_hits", len(detections))
+
+    # -- producer sequence summaries -> loss detection ---------------------------
+    async def handle_seq_partials(self, values: list[bytes]) -> None:
+        """Partials are keyed by producer_id, so one tracker sees each producer's whole sequence."""
+        parts = [orjson.loads(v) for v in values]
+        async with self.lock:
+            hits = self.core.health.observe_partials(parts)
+            for p in parts:
+                self.max_seq_ts = max(self.max_seq_ts, float(p["max_ts"]))
+            hits += self.core.health.advance(self.max_seq_ts - self.settings.allowed_lateness_s)
+        if hits:
+            detections = [hit_to_detection(h) for h in hits]
+            await self._store_detections(detections, token=None)
+            await self._publish_detections(detections)
+            self.counters.add("detections", len(detections))
+            self.counters.add("producer_gaps", len(detections))
 
     # -- detections -> alerts and kill-switch commands --------------------------
     async def handle_detection(self, value: bytes) -> None:

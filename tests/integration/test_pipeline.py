@@ -146,3 +146,22 @@ def test_valid_events_stored_once_bad_ones_deadlettered_breach_pauses(worker: Wo
     frontier = [c for c in pauses if c.issuer == "policy:pause_deployment_on_frontier_critical"]
     assert len(frontier) == 1
     assert frontier[0].evidence.detection_ids and frontier[0].lease_expires_at > frontier[0].issued_at
+
+
+def test_a_gap_in_a_producers_sequence_is_a_monitor_health_detection(worker: WorkerProcess) -> None:
+    """Events of one producer spread over partitions (keyed by agent run); only the real gap is reported."""
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+
+    def event(producer: str, seq: int) -> dict:
+        return {"event_id": new_event_id(), "event_type": "inference", "ts": (t0 + timedelta(seconds=seq)).isoformat(),
+                "producer_id": producer, "producer_seq": seq, "deployment_id": "dep-1", "request_model": "m",
+                "agent_run_id": f"run-{seq % 5}"}
+
+    lossy = [event("gw-lossy", s) for s in range(100) if not 40 <= s < 45]
+    whole = [event("gw-whole", s) for s in range(100)]
+    asyncio.run(_send(worker.bootstrap, worker.topic("events"), lossy + whole))
+    rows = worker.wait_for("SELECT rule_id, evidence FROM detections FINAL WHERE kind = 'monitor_health'",
+                           lambda r: len(r) >= 1, timeout=90)
+    evidence = [orjson.loads(e) for _, e in rows]
+    assert {e["producer_id"] for e in evidence} == {"gw-lossy"}
+    assert sum(e["missing_count"] for e in evidence) == 5
