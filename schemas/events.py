@@ -14,6 +14,7 @@ schema never loses data in an older monitor.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -25,6 +26,24 @@ from schemas.ids import new_event_id
 
 SCHEMA_VERSION = 1
 MAX_STRING_MAP_ENTRIES = 256
+
+
+def _to_json_text(value: Any) -> str:
+    """JSON text for an unknown attribute; integers beyond 64 bits fall back to the stdlib encoder."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=str)
+
+
+_KNOWN: dict[type, frozenset[str]] = {}
+
+
+def _known_fields(cls: type[BaseModel]) -> frozenset[str]:
+    known = _KNOWN.get(cls)
+    if known is None:
+        known = _KNOWN[cls] = frozenset(cls.model_fields)
+    return known
 
 
 class EventType(StrEnum):
@@ -134,7 +153,8 @@ class Event(BaseModel):
     def _keep_unknown_as_attributes(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        unknown = [k for k in data if k not in cls.model_fields]
+        known = _known_fields(cls)
+        unknown = [k for k in data if k not in known]
         if not unknown:
             return data
         data = dict(data)
@@ -145,7 +165,7 @@ class Event(BaseModel):
             if isinstance(value, str):
                 attrs[str(key)] = value
             else:
-                attrs[str(key)] = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+                attrs[str(key)] = _to_json_text(value)
         data["attributes"] = attrs
         return data
 
