@@ -15,18 +15,87 @@ never silently dropped, never raising.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from enum import Enum
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter, DeadLetterReason
-from schemas.events import Event, EventType
+from schemas.events import MAX_STRING_MAP_ENTRIES, Event, EventType
 
 _EVENT_TYPES = frozenset(t.value for t in EventType)
 _MAX_ERROR_CHARS = 2000
+
+# -- the fast path ---------------------------------------------------------------
+# A msgspec Struct mirroring schemas.Event, derived from its pydantic fields, that
+# accepts only the canonical form (exact JSON types, RFC 3339 timestamps with an
+# offset, no unknown keys). It is a strict subset of what pydantic accepts: whatever
+# it rejects goes through ``Event.model_validate``, which then decides (and writes the
+# dead-letter reason), so accept/reject and the error messages are pydantic's.
+_TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+_KNOWN_FIELDS = frozenset(Event.model_fields)
+
+
+def _fast_type(name: str, info: Any) -> Any:
+    ann, optional = info.annotation, False
+    if get_origin(ann) in (Union, types.UnionType):
+        args = [a for a in get_args(ann) if a is not type(None)]
+        ann, optional = args[0], len(args) < len(get_args(ann))
+    if name == "ts":
+        ann = Annotated[str, msgspec.Meta(pattern=_TS_PATTERN)]
+    elif isinstance(ann, type) and issubclass(ann, Enum):
+        ann = Literal[tuple(m.value for m in ann)]  # type: ignore[misc]
+    meta = {k: getattr(m, k) for m in info.metadata for k in ("max_length", "ge") if hasattr(m, k)}
+    if meta:
+        ann = Annotated[ann, msgspec.Meta(**meta)]
+    return ann | None if optional else ann
+
+
+def _fast_struct() -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any, Any]] = []
+    required: list[tuple[str, Any]] = []
+    for name, info in Event.model_fields.items():
+        typ = _fast_type(name, info)
+        if info.default_factory is not None:
+            fields.append((name, typ, msgspec.field(default_factory=info.default_factory)))  # type: ignore[arg-type]
+        elif info.is_required():
+            required.append((name, typ))
+        else:
+            fields.append((name, typ, info.default))
+    order = list(Event.model_fields)
+    struct = msgspec.defstruct("FastEvent", [*required, *fields], kw_only=True)
+    assert set(struct.__struct_fields__) == set(order)
+    return struct
+
+
+_FastEvent = _fast_struct()
+_FIELD_ORDER = tuple(Event.model_fields)
+
+
+def _fast_event(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The validated hot-path dict for a canonical event, or None: let pydantic decide."""
+    if not obj.keys() <= _KNOWN_FIELDS:
+        return None
+    try:
+        ev = msgspec.convert(obj, _FastEvent, strict=True)
+        ts = datetime.fromisoformat(ev.ts).astimezone(UTC)  # type: ignore[attr-defined]
+    except (msgspec.ValidationError, ValueError, TypeError, RecursionError):
+        return None
+    scores, attributes = ev.scores, ev.attributes  # type: ignore[attr-defined]
+    if len(scores) > MAX_STRING_MAP_ENTRIES or len(attributes) > MAX_STRING_MAP_ENTRIES:
+        return None
+    for score in scores.values():
+        if score != score or score in (float("inf"), float("-inf")):
+            return None
+    d = {name: getattr(ev, name) for name in _FIELD_ORDER}
+    d["ts"] = ts
+    d["_ts"] = ts.timestamp()
+    return d
 
 
 class Record(NamedTuple):
@@ -91,6 +160,13 @@ def _validate_one(obj: Any, rec: Record, index: int | None, raw_for_dlq: bytes |
         out.deadletters.append(_dead(
             rec, DeadLetterReason.unknown_event_type,
             f"unknown event_type {str(etype)[:100]!r}; expected one of {sorted(_EVENT_TYPES)}", raw, index, now))
+        return
+    fast = _fast_event(obj)
+    if fast is not None:
+        fast["_src"] = (rec.topic, rec.partition, rec.offset)
+        if rec.timestamp is not None:
+            fast["_kts"] = rec.timestamp
+        out.events.append(fast)
         return
     try:
         event = Event.model_validate(obj)
