@@ -140,6 +140,23 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                               "operator_actions")})
             return self.json({**rt.stats(), "stored": stored})
 
+    @app.page("/overseer/query/{name}/")
+    class NamedQuery(View):
+        async def get(self, request: Request, name: str) -> Response:
+            from streams.audit.web import named_query
+
+            status, body = await named_query(runtime().sink, name, dict(request.query))
+            return self.json(body, status=status)
+
+    @app.page("/overseer/audit/verify")
+    class AuditVerify(View):
+        async def post(self, request: Request) -> Response:
+            from streams.audit.web import verify_chain
+
+            body = await request.json()
+            status, report = await verify_chain(runtime().sink, body.get("anchor") if isinstance(body, dict) else None)
+            return self.json(report, status=status)
+
     @app.page("/overseer/sql")
     class Sql(View):
         async def post(self, request: Request) -> Response:

@@ -35,6 +35,8 @@ from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
 from streams.alerting.book import AlertBook
+from streams.audit import prepare as prepare_audit
+from streams.audit.chain import AuditChain
 from streams.faults import Faults
 from streams.kafka.clients import client_kwargs, producer_kwargs
 from streams.killswitch.commands import build_command, command_row, operator_action_row
@@ -78,6 +80,7 @@ class WorkerRuntime:
         self.signer = load_or_create_signing_key(settings.signing_key_path, settings.signing_key_id)
         self.keyring = KeyRing.load(settings.signing_key_path.parent / "keyring.json")
         self.active = ActiveSet()
+        self.chain = AuditChain()  # detections, commands, operator actions: hash-chained (streams/audit)
         self._start_task: asyncio.Future[None] | None = None
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
@@ -122,6 +125,7 @@ class WorkerRuntime:
         state = await read_state(self.bootstrap, self.topics["killswitch"], self.keyring,
                                  consumer_options=client_kwargs(self.settings))
         self.active = state.active
+        await self.sink.run(lambda c: prepare_audit(c, self.chain, self.settings.content_retention_days))
         self._heartbeat = HeartbeatPublisher(await self.producer(), self.topics["heartbeat"], self.signer,
                                              interval_s=self.settings.heartbeat_interval_s)
         self._heartbeat.start()
@@ -211,7 +215,8 @@ class WorkerRuntime:
         return None if b64 is None else base64.b64decode(b64)
 
     async def _store_detections(self, detections: list[Detection], token: str | None) -> None:
-        await self.sink.write("detections", rows.detection_rows(detections), rows.DETECTION_COLUMNS, token=token)
+        await self.chain.write(self.sink, "detections", rows.detection_rows(detections), rows.DETECTION_COLUMNS,
+                               token=token)
 
     async def _publish_detections(self, detections: list[Detection]) -> None:
         await self.publish(self.topics["detections"],
@@ -323,11 +328,11 @@ class WorkerRuntime:
         cmd = verdict.command
         self.active.apply(cmd, time.time())
         row = command_row(cmd)
-        await self.sink.write("killswitch_commands", [list(row.values())], list(row.keys()),
-                              token=stable_id("cmd", cmd.command_id, cmd.signature or ""))
+        await self.chain.write(self.sink, "killswitch_commands", [list(row.values())], list(row.keys()),
+                               token=stable_id("cmd", cmd.command_id, cmd.signature or ""))
         action = operator_action_row(cmd)
         if action is not None:
-            await self.sink.write("operator_actions", [list(action.values())], list(action.keys()))
+            await self.chain.write(self.sink, "operator_actions", [list(action.values())], list(action.keys()))
         self.counters.add("killswitch_recorded")
 
     # -- introspection ----------------------------------------------------------

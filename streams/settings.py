@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     allowed_lateness_s: float = Field(default=60.0, ge=0)
     rules_paths: list[Path] = Field(default_factory=list, description="rule files/dirs; empty = built-in packs")
     sink_retry_max_s: float = Field(default=30.0, gt=0)
+    content_retention_days: int = Field(default=90, ge=1, description="events.content and tool_arguments are "
+                                        "emptied after this many days; metadata stays (docs/audit.md)")
 
     # telemetry and fault injection
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP base URL; nothing exported when unset")
