@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams.kafka.clients import faust_credentials
 from streams.pipeline.decode import Record
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         table_standby_replicas=0,
+        broker_credentials=faust_credentials(settings),
     )
     t = settings.topic
     events = app.topic(t("events"), value_serializer="raw", key_serializer="raw", internal=False)
@@ -117,6 +119,17 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     async def advance_event_time() -> None:
         await (await started()).tick()
 
+    @app.timer(1.0)
+    async def watch_sink() -> None:
+        await (await started()).check_sink_health()
+
+    @app.timer(settings.lag_poll_interval_s)
+    async def consumer_lag() -> None:
+        try:
+            await (await started()).poll_lag()
+        except Exception as exc:  # noqa: BLE001 - a missed gauge update must not stop the worker
+            log.warning("consumer lag poll failed: %s", exc)
+
     @app.page("/healthz")
     class Healthz(View):
         async def get(self, request: Request) -> Response:
@@ -134,10 +147,13 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     class Stats(View):
         async def get(self, request: Request) -> Response:
             rt = runtime()
-            stored = await rt.sink.run(lambda c: {
-                table: int(c.command(f"SELECT count() FROM {table} FINAL"))
-                for table in ("events", "deadletters", "detections", "alerts", "killswitch_commands",
-                              "operator_actions")})
+            try:
+                stored = await rt.sink.run(lambda c: {
+                    table: int(c.command(f"SELECT count() FROM {table} FINAL"))
+                    for table in ("events", "deadletters", "detections", "alerts", "killswitch_commands",
+                                  "operator_actions")})
+            except Exception as exc:  # noqa: BLE001 - ClickHouse down: the counters still answer
+                return self.json({**rt.stats(), "stored": None, "stored_error": f"{type(exc).__name__}: {exc}"})
             return self.json({**rt.stats(), "stored": stored})
 
     @app.page("/overseer/query/{name}/")
@@ -160,8 +176,15 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     @app.page("/overseer/sql")
     class Sql(View):
         async def post(self, request: Request) -> Response:
-            body = await request.json()
-            sql = str(body.get("sql", "")).strip().rstrip(";")
+            try:
+                body = await request.json()
+            except ValueError as exc:  # not JSON (or not UTF-8): the caller's mistake
+                return self.json({"error": f"the body must be a JSON object like {{\"sql\": \"SELECT 1\"}}: "
+                                           f"{str(exc)[:200]}"}, status=400)
+            if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+                return self.json({"error": "the body must be a JSON object with a string field \"sql\""},
+                                 status=400)
+            sql = body["sql"].strip().rstrip(";")
             if not sql.lower().startswith(READ_ONLY_PREFIXES) or ";" in sql:
                 return self.json({"error": "only one read-only statement (SELECT, WITH, SHOW, DESCRIBE, "
                                            "EXPLAIN) is allowed"}, status=400)

@@ -49,8 +49,9 @@ from streams.pipeline.core import DetectionCore
 from streams.pipeline.decode import Record, decode_batch
 from streams.settings import Settings
 from streams.store import rows
-from streams.store.sink import ClickHouseSink
-from streams.telemetry import Telemetry
+from streams.redaction import Redactor
+from streams.store.sink import ClickHouseSink, refine_token
+from streams.telemetry import LagProbe, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,12 @@ class WorkerRuntime:
         self.faults = Faults(settings.fault_crash_at)
         self.telemetry = telemetry or Telemetry(otlp_endpoint=settings.otlp_endpoint)
         self.lock = asyncio.Lock()
+        self.redactor = Redactor(settings.redact_fields)
+        if sink.on_retry is None:
+            sink.on_retry = self.telemetry.sink_retry
+        self._sink_alerted = False
+        self._lag_probe: LagProbe | None = None
+        self._background: set[asyncio.Future[Any]] = set()
         self.max_event_ts = 0.0
         self.last_event_wall = time.time()
         self.max_partial_ts = 0.0
@@ -131,6 +138,9 @@ class WorkerRuntime:
         self._heartbeat.start()
 
     async def close(self) -> None:
+        if self._lag_probe is not None:
+            await self._lag_probe.close()
+            self._lag_probe = None
         self.telemetry.shutdown()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
@@ -169,8 +179,12 @@ class WorkerRuntime:
         now = datetime.now(UTC)
         detections = [hit_to_detection(h, now) for h in hits]
         self.faults.point("before_sink")
-        await self.sink.write("events", rows.event_columns(events, now), rows.EVENT_COLUMNS,
-                              token=batch_token("ev", records), column_oriented=True)
+        fresh, replayed = await self.sink.unstored_events(events, _offset_spans(records))
+        token = batch_token("ev", records)
+        if self.redactor:
+            self.counters.add("redacted_values", self.redactor.apply(fresh))
+        await self.sink.write("events", rows.event_columns(fresh, now), rows.EVENT_COLUMNS,
+                              token=refine_token(token, fresh) if replayed else token, column_oriented=True)
         await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
                               token=batch_token("dl", records))
         await self._store_detections(detections, token=batch_token("det", records))
@@ -235,6 +249,43 @@ class WorkerRuntime:
             await self._store_detections(detections, token=None)
             await self._publish_detections(detections)
             self.counters.add("detections", len(detections))
+
+    # -- monitor health -----------------------------------------------------------
+    async def check_sink_health(self) -> None:
+        """Timer: a monitor-health alert once ClickHouse writes have failed for ``sink_alert_after_s``.
+
+        Published to Kafka first (ClickHouse is the thing that is down); its audit row is written
+        in the background and lands when ClickHouse is back."""
+        failing = self.sink.stats.failing_for_s
+        if failing <= 0:
+            self._sink_alerted = False
+            return
+        if self._sink_alerted or failing < self.settings.sink_alert_after_s:
+            return
+        self._sink_alerted = True
+        alert = self.alerts.raise_system_alert(
+            rule_id="monitor.clickhouse_unavailable", severity="critical",
+            title="ClickHouse writes are failing; consumption is paused",
+            scope=Scope(kind="fleet", value=self.settings.app_id),
+            summary=f"inserts failing for {failing:.0f}s ({self.sink.stats.last_error}); retrying with backoff, "
+                    "events wait in Kafka (lag grows), nothing is dropped",
+            tags=["monitor_health", "clickhouse"], save=False)  # a timer: no stream event to key a table write
+        self.counters.add("sink_failing_alerts")
+        self.telemetry.monitor_alert("clickhouse_unavailable")
+        log.error("monitor health: %s — %s", alert.title, alert.summary)
+        await self.publish(self.topics["alerts"], [(alert.group_key.encode(), alert.model_dump_json().encode())])
+        task = asyncio.ensure_future(self.sink.write("alerts", rows.alert_rows([alert]), rows.ALERT_COLUMNS))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self.counters.add("alerts")
+
+    async def poll_lag(self) -> None:
+        """Timer: refresh the consumer-lag gauge of the events topic (log end - committed, per partition)."""
+        if self._lag_probe is None:
+            self._lag_probe = LagProbe(self.bootstrap, self.settings.app_id, [self.topics["events"]],
+                                       **client_kwargs(self.settings))
+        for (topic, partition), lag in (await self._lag_probe.poll()).items():
+            self.telemetry.consumer_lag(topic, partition, lag)
 
     # -- partial aggregates -> detector hits ------------------------------------
     async def handle_partials(self, values: list[bytes]) -> None:
@@ -343,6 +394,7 @@ class WorkerRuntime:
             return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
 
         return {"counters": dict(self.counters), "sink": self.sink.stats.as_dict(),
+                "consumer_lag": self.telemetry.lag_by_partition(),
                 "watermark": self.watermark(), "detection_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
                 "alerts": self.alerts.stats, "core": self.core.describe(),
                 "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),

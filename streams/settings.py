@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -60,12 +62,32 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP base URL; nothing exported when unset")
     fault_crash_at: str | None = Field(default=None, description="tests only: POINT[:N] kills the worker "
                                                                  "(see streams/faults.py)")
+    fault_clickhouse_down: str | None = Field(default=None, description="tests only: START:DURATION seconds of "
+                                                                        "injected ClickHouse outage (streams/faults.py)")
+    sink_alert_after_s: float = Field(default=10.0, gt=0, description="raise a monitor-health alert when ClickHouse "
+                                                                      "writes fail for longer than this")
+    lag_poll_interval_s: float = Field(default=5.0, gt=0, description="how often the consumer-lag gauge is refreshed")
+    redact_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="event fields replaced by a marker before storage (comma-separated); "
+                                          "content and tool_arguments keep a sha256 in their *_hash column")
 
     # kill-switch
     signing_key_path: Path | None = None
     signing_key_id: str = "local-dev-1"
     lease_s: float = Field(default=3600.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="monitor heartbeat for the enforcers")
+
+    @field_validator("redact_fields", mode="before")
+    @classmethod
+    def _split_fields(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                import json
+
+                return json.loads(v)
+            return [f.strip() for f in v.split(",") if f.strip()]
+        return v
 
     @model_validator(mode="after")
     def _derive(self) -> "Settings":

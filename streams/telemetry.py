@@ -48,6 +48,7 @@ class Telemetry:
         self._suppressed = meter.create_counter("overseer.alerts.suppressed", unit="{alert}")
         self._latency = meter.create_histogram("overseer.detection.latency", unit="ms")
         self._sink_retries = meter.create_counter("overseer.sink.retries", unit="{retry}")
+        self._monitor_alerts = meter.create_counter("overseer.monitor.alerts", unit="{alert}")
         self._lag: dict[tuple[str, int], int] = {}
         meter.create_observable_gauge("overseer.consumer.lag", callbacks=[self._observe_lag], unit="{message}")
 
@@ -83,8 +84,14 @@ class Telemetry:
     def sink_retry(self, table: str) -> None:
         self._sink_retries.add(1, {"table": table})
 
+    def monitor_alert(self, what: str) -> None:
+        self._monitor_alerts.add(1, {"what": what})
+
     def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag[(topic, partition)] = lag
+
+    def lag_by_partition(self) -> dict[str, int]:
+        return {f"{t}/{p}": lag for (t, p), lag in sorted(self._lag.items())}
 
     def _observe_lag(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
@@ -95,3 +102,56 @@ class Telemetry:
     def shutdown(self) -> None:
         self.meter_provider.shutdown()
         self.tracer_provider.shutdown()
+
+
+class LagProbe:
+    """Consumer lag per partition: the log-end offset minus the group's committed offset.
+
+    Asked of the brokers (aiokafka admin + a group-less consumer), not of Faust's
+    internals, so it is what any other Kafka tool would report.
+    """
+
+    def __init__(self, bootstrap: str, group_id: str, topics: list[str], **client_options: Any) -> None:
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.topics = topics
+        self.options = client_options
+        self._admin: Any = None
+        self._consumer: Any = None
+
+    async def _clients(self) -> tuple[Any, Any]:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.options)
+            await admin.start()
+            self._admin = admin
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self.options)
+            await consumer.start()
+            self._consumer = consumer
+        return self._admin, self._consumer
+
+    async def poll(self) -> dict[tuple[str, int], int]:
+        from aiokafka import TopicPartition
+
+        admin, consumer = await self._clients()
+        parts = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - first look at a new topic
+            parts = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(parts)
+        committed = await admin.list_consumer_group_offsets(self.group_id, partitions=parts)
+        lag: dict[tuple[str, int], int] = {}
+        for tp in parts:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - done)
+        return lag
+
+    async def close(self) -> None:
+        for c in (self._consumer, self._admin):
+            if c is not None:
+                await c.stop() if hasattr(c, "stop") else await c.close()
+        self._consumer = self._admin = None

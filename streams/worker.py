@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from streams.app import create_app
+from streams.faults import Outage
 from streams.kafka.clients import client_kwargs, resolve_bootstrap
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.core import build_core
@@ -34,7 +35,8 @@ def changelog_topics(app: faust.App) -> dict[str, int]:
 def prepare(settings: Settings) -> tuple[str, Any, ClickHouseSink]:
     bootstrap = resolve_bootstrap(settings)
     core = build_core(settings.rules_paths, allowed_lateness_s=settings.allowed_lateness_s)
-    sink = ClickHouseSink(lambda: connect_settings(settings), max_backoff_s=settings.sink_retry_max_s)
+    sink = ClickHouseSink(lambda: connect_settings(settings), max_backoff_s=settings.sink_retry_max_s,
+                          outage=Outage(settings.fault_clickhouse_down))
     sink.call(migrate)
     return bootstrap, core, sink
 

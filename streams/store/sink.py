@@ -9,6 +9,14 @@ stored. Inserts carry an ``insert_deduplication_token`` derived from the
 source offsets, and the tables collapse replays by their sorting key, so a
 retry after an ambiguous failure stores nothing twice.
 
+Exactly once, physically: after a crash the replayed batch may be cut at
+other offsets than the one already stored, so its dedup token differs and
+the rows would sit twice until a merge. :meth:`ClickHouseSink.unstored_events`
+is the replay fence: the first time a partition is seen (start-up,
+rebalance, any jump in offsets) it asks ClickHouse for the highest source
+offset stored for it, and drops the events of a replayed offset range that
+are already there. In steady state it costs nothing.
+
 All ClickHouse calls run on one dedicated thread: the embedded engine is
 not re-entrant and the event loop must never block on I/O.
 """
@@ -16,17 +24,22 @@ not re-entrant and the event loop must never block on I/O.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
+from streams.faults import Outage
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Spans = dict[tuple[str, int], tuple[int, int]]
 
 
 @dataclass
@@ -34,25 +47,36 @@ class SinkStats:
     rows: dict[str, int] = field(default_factory=dict)
     inserts: int = 0
     retries: int = 0
+    replayed_skipped: int = 0
     failing_since: float | None = None
     last_error: str | None = None
 
+    @property
+    def failing_for_s(self) -> float:
+        return (time.monotonic() - self.failing_since) if self.failing_since is not None else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {"rows": dict(self.rows), "inserts": self.inserts, "retries": self.retries,
-                "failing_for_s": (time.monotonic() - self.failing_since) if self.failing_since else 0.0,
+                "replayed_skipped": self.replayed_skipped, "failing_for_s": self.failing_for_s,
                 "last_error": self.last_error}
 
 
 class ClickHouseSink:
-    def __init__(self, client_factory: Callable[[], Client], *, max_backoff_s: float = 30.0) -> None:
+    def __init__(self, client_factory: Callable[[], Client], *, max_backoff_s: float = 30.0,
+                 outage: Outage | None = None, on_retry: Callable[[str], None] | None = None) -> None:
         self._factory = client_factory
         self._client: Client | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self.max_backoff_s = max_backoff_s
+        self.outage = outage or Outage(None)
+        self.on_retry = on_retry
         self.stats = SinkStats()
+        self._next_offset: dict[tuple[str, int], int] = {}
+        self._stored_high: dict[tuple[str, int], int] = {}
 
     # -- sync, on the ClickHouse thread -----------------------------------------
     def _get(self) -> Client:
+        self.outage.check()
         if self._client is None:
             self._client = self._factory()
         return self._client
@@ -68,22 +92,18 @@ class ClickHouseSink:
         return self._executor.submit(lambda: fn(self._get())).result()
 
     async def run(self, fn: Callable[[Client], Any]) -> Any:
-        """Run ``fn(client)`` on the ClickHouse thread without blocking the loop."""
+        """Run ``fn(client)`` on the ClickHouse thread without blocking the loop (once, no retry)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(self._get()))
 
     # -- async API --------------------------------------------------------------
-    async def write(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], *,
-                    token: str | None = None, column_oriented: bool = False) -> None:
-        n = len(data[0]) if column_oriented and data else len(data)
-        if n == 0:
-            return
+    async def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the ClickHouse thread until it succeeds, backing off exponentially (never gives up)."""
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             try:
-                await loop.run_in_executor(self._executor, self._insert, table, data, columns, token,
-                                           column_oriented)
+                result = await loop.run_in_executor(self._executor, fn)
                 break
             except Exception as exc:  # ClickHouse down, network, server errors: retry, never drop
                 attempt += 1
@@ -91,14 +111,71 @@ class ClickHouseSink:
                 self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 if self.stats.failing_since is None:
                     self.stats.failing_since = time.monotonic()
+                if self.on_retry is not None:
+                    self.on_retry(what)
                 delay = min(self.max_backoff_s, 0.1 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
-                log.warning("ClickHouse insert into %s failed (attempt %d), retrying in %.1fs: %s",
-                            table, attempt, delay, self.stats.last_error)
-                self._client = None if attempt % 3 == 0 else self._client  # reconnect now and then
+                log.warning("ClickHouse %s failed (attempt %d), retrying in %.1fs: %s",
+                            what, attempt, delay, self.stats.last_error)
+                if attempt % 3 == 0:
+                    self._client = None  # reconnect now and then
                 await asyncio.sleep(delay)
         self.stats.failing_since = None
+        return result
+
+    async def write(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], *,
+                    token: str | None = None, column_oriented: bool = False) -> None:
+        n = len(data[0]) if column_oriented and data else len(data)
+        if n == 0:
+            return
+        await self._retrying(f"insert into {table}",
+                             lambda: self._insert(table, data, columns, token, column_oriented))
         self.stats.inserts += 1
         self.stats.rows[table] = self.stats.rows.get(table, 0) + n
+
+    async def unstored_events(self, events: list[dict[str, Any]], spans: Spans,
+                              table: str = "events") -> tuple[list[dict[str, Any]], bool]:
+        """The replay fence: ``(events not yet in ClickHouse, whether any were dropped)``.
+
+        ``spans`` are the batch's offset ranges per (topic, partition); events carry their
+        source in ``_src``. Only offsets at or below the highest one already stored for their
+        partition are looked up, so a batch that continues where the last one ended costs nothing.
+        """
+        suspects: Spans = {}
+        for key, (lo, hi) in spans.items():
+            if self._next_offset.get(key) != lo:
+                self._stored_high[key] = await self._retrying(
+                    f"replay check on {table}", lambda key=key: self._high_offset(table, key))  # type: ignore[misc]
+            self._next_offset[key] = hi + 1
+            high = self._stored_high.get(key, -1)
+            if lo <= high:
+                suspects[key] = (lo, min(hi, high))
+        if not suspects or not events:
+            return events, False
+        stored = await self._retrying(f"replay check on {table}", lambda: self._stored_ids(table, suspects))
+        if not stored:
+            return events, False
+        kept = [e for e in events if e["event_id"] not in stored]
+        skipped = len(events) - len(kept)
+        self.stats.replayed_skipped += skipped
+        if skipped:
+            log.info("replay fence: %d of %d events of a replayed batch were already stored", skipped, len(events))
+        return kept, skipped > 0
+
+    def _high_offset(self, table: str, key: tuple[str, int]) -> int:
+        rows = self._get().query(
+            f"SELECT count(), max(src_offset) FROM {table} WHERE src_topic = %(t)s AND src_partition = %(p)s",
+            parameters={"t": key[0], "p": key[1]}).result_rows
+        return int(rows[0][1]) if rows and rows[0][0] else -1
+
+    def _stored_ids(self, table: str, spans: Spans) -> set[str]:
+        ids: set[str] = set()
+        for (topic, partition), (lo, hi) in spans.items():
+            result = self._get().query(
+                f"SELECT DISTINCT event_id FROM {table} WHERE src_topic = %(t)s AND src_partition = %(p)s "
+                "AND src_offset BETWEEN %(lo)s AND %(hi)s",
+                parameters={"t": topic, "p": partition, "lo": lo, "hi": hi})
+            ids.update(r[0] for r in result.result_rows)
+        return ids
 
     def close(self) -> None:
         if self._client is not None:
@@ -107,3 +184,12 @@ class ClickHouseSink:
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
         self._executor.shutdown(wait=True)
+
+
+def refine_token(token: str, kept: list[dict[str, Any]]) -> str:
+    """A dedup token for what is left of a batch after the replay fence.
+
+    The original token may already be registered for a *partial* earlier insert (a crash between the
+    parts of a multi-partition insert), so the remainder must not reuse it."""
+    digest = hashlib.sha256("\n".join(sorted(e["event_id"] for e in kept)).encode()).hexdigest()[:16]
+    return f"{token}#{digest}"
