@@ -36,3 +36,14 @@ class Alert(BaseModel):
     actor: str | None = Field(default=None, description="who changed the state (None for the system)")
     safety_class: bool = Field(default=False, description="critical or frontier.*: never silenced or inhibited")
     runbook_url: str | None = None
+    # lifecycle (all optional: older alert records stay valid)
+    acknowledged_by: str | None = Field(default=None, description="operator who acknowledged the alert")
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = Field(default=None, description="auto (quiet period elapsed) or manual")
+    last_detection_at: datetime | None = Field(
+        default=None, description="wall-clock time the last detection was folded in (drives auto-resolve)")
+    clearing_since: datetime | None = Field(
+        default=None, description="quiet since then; resolves after keep_firing_for unless a detection returns")
+    flaps: int = Field(default=0, ge=0, description="detections that returned while clearing (hysteresis held)")
+    partition: int | None = Field(default=None, description="Kafka partition owning the group (internal)")
