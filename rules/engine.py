@@ -231,6 +231,10 @@ class Engine:
                 self._suppressors[rule_id].load(entry["dedup"])
 
     # -- hot swap and introspection --------------------------------------------------------------
+    def fresh(self) -> Engine:
+        """A new engine with the same compiled rules and empty state (one per source partition)."""
+        return Engine(self.loaded, self.rules, self.context, self.diagnostics, allowed_lateness_s=self.lateness)
+
     def swap_from(self, old: Engine) -> Engine:
         """Carry over state of rules whose compiled definition is unchanged; returns ``self``."""
         self.restore(old.snapshot())

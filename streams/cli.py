@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from streams.commands.audit import audit_app
+from streams.commands.backtest import backtest
 from streams.commands.demo import demo
 from streams.commands.detect_series import detect_series
 from streams.commands.ingest import ingest_app
 from streams.commands.kafka import kafka_app
+from streams.commands.query import query
+from streams.commands.report import report
 from streams.commands.killswitch import killswitch_app
 from streams.commands.rules import rules_app
 from streams.commands.send import send
@@ -24,6 +28,10 @@ app.add_typer(killswitch_app, name="killswitch")
 app.add_typer(ingest_app, name="ingest")
 app.command("send")(send)
 app.command("detect-series")(detect_series)
+app.command("query")(query)
+app.command("report")(report)
+app.add_typer(audit_app, name="audit")
+app.command("backtest")(backtest)
 
 
 def main() -> None:

@@ -27,6 +27,19 @@ class DetectionCore:
     policies: PolicyEngine
     health: ProducerGapTracker
 
+    # fresh, empty instances that share the compiled definitions (one per source partition)
+    def new_engine(self) -> Engine:
+        return self.engine.fresh()
+
+    def new_metrics(self) -> MetricRuntime:
+        return compile_detectors(self.engine.items("detector"), self.engine.context)
+
+    def new_policies(self) -> PolicyEngine:
+        return compile_policies(self.engine.items("policy"), self.engine.context)
+
+    def new_health(self) -> ProducerGapTracker:
+        return ProducerGapTracker(lateness_s=self.health.lateness_s)
+
     def describe(self) -> dict[str, Any]:
         return {"rules": len(self.engine.items("rule")), "detectors": len(self.engine.items("detector")),
                 "policies": len(self.engine.items("policy"))}
