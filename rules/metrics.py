@@ -470,9 +470,10 @@ class MetricRuntime:
 
     def _observe(self, spec: MetricSpec, state: _KeyState, p: Partial, observed: Any) -> list[Hit]:
         det = state.detector
-        peek = det.score(observed, ts=p.bucket_start)
+        n = p.count if spec.kind == "rate" else None  # sampling noise of a share depends on its denominator
+        peek = det.score(observed, ts=p.bucket_start, n=n)
         why = det.explain() if det.fires(peek) else None  # the baseline the observation was judged against
-        score = det.update(observed, ts=p.bucket_start)
+        score = det.update(observed, ts=p.bucket_start, n=n)
         if score is None:
             self._stats["warming_up"] += 1
             return []

@@ -85,6 +85,7 @@ class Detector(ABC):
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         self._last: Any = None
         self._last_deviation: float | None = None
+        self._n: int | None = None  # events behind the observation being scored (per call, not state)
 
     # -- hooks -----------------------------------------------------------
     @abstractmethod
@@ -117,16 +118,23 @@ class Detector(ABC):
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
-    def score(self, x: Any, ts: float | None = None) -> float | None:
-        """Score ``x`` against the current state without learning it."""
+    def score(self, x: Any, ts: float | None = None, n: int | None = None) -> float | None:
+        """Score ``x`` against the current state without learning it (``n``: see :meth:`update`)."""
+        self._n = n
         dev = self._deviation(x, ts)
         if dev is None:
             return None
         return to_score(directed(dev, self.direction), self.threshold)
 
-    def update(self, x: Any, ts: float | None = None) -> float | None:
-        """Score ``x`` against the state *before* it, then learn it."""
+    def update(self, x: Any, ts: float | None = None, n: int | None = None) -> float | None:
+        """Score ``x`` against the state *before* it, then learn it.
+
+        ``n`` is how many events stand behind ``x`` (the denominator of a
+        rate). Detectors that model sampling noise use it (``ewma_zscore``
+        with ``binomial=True``); the others ignore it.
+        """
         self._check(x)
+        self._n = n
         dev = self._deviation(x, ts)
         self._learn(x, ts)
         self._last = x

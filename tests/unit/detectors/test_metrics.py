@@ -393,3 +393,56 @@ def test_per_key_changelog_deletes_evicted_keys() -> None:
     changes = runtime.dirty_state()
     assert sorted(r for r, blob in changes.items() if blob is None) == ['["m","run-0"]', '["m","run-1"]']
     assert runtime.dirty_state() == {}
+
+
+def test_binomial_spread_keeps_quiet_hours_quiet_and_busy_hours_sharp() -> None:
+    """A share of 12 calls swings far more than a share of 500: judged by its own sampling noise."""
+    def runtime(binomial: bool) -> MetricRuntime:
+        return compile_one(metric={"kind": "rate", "match": 'action_category = "exec"'}, key=["deployment_id"],
+                           params={"alpha": 0.1, "warmup": 8, "threshold": 4.0, "binomial": binomial})[0]
+
+    def bucket(b: int, n: int, execs: int) -> list[dict[str, Any]]:
+        return [{"_ts": T0 + 60 * b + i * 0.01, "deployment_id": "d", "action_category": "exec" if i < execs else "x"}
+                for i in range(n)]
+
+    rng = random.Random(4)  # noqa: S311 - synthetic traffic
+    busy = [(500, int(rng.gauss(50, 6))) for _ in range(12)]
+    results = {}
+    for binomial in (False, True):
+        rt = runtime(binomial)
+        hits = []
+        for b, (n, execs) in enumerate([*busy, (12, 4), (500, 150)]):  # a quiet hour at 33 %, then a real burst
+            rt.merge(rt.partials(bucket(b, n, execs)))
+            hits += rt.advance(T0 + 60 * (b + 1))
+        results[binomial] = [bucket_of(h) for h in hits]
+    assert results[False][:1] == [12]  # without it, 4 exec calls out of 12 page someone
+    assert results[True] == [13]
+
+
+def test_the_demo_fleet_fires_exactly_the_injected_behaviours() -> None:
+    """`overseer demo` traffic (seeded): the refusal collapse and the exfiltration, nothing else."""
+    from datetime import datetime
+
+    from streams.demo.fleet import FleetGenerator
+
+    end = T0 + 3600.0
+    span = 40 * 30.0  # the demo's 40 s at 30x: twenty minutes of fleet time
+    gen = FleetGenerator(start_ts=end - span, seed=7)
+    runtime = pack_runtime()
+    hits: list[Hit] = []
+    sim_t = end - span
+    for tick in range(400):
+        target = end - span + (tick + 1) * 3.0
+        events = [{**e, "_ts": datetime.fromisoformat(e["ts"]).timestamp()}
+                  for e in gen.events_between(sim_t, target, 40, tick / 400)]
+        sim_t = target
+        runtime.merge(runtime.partials(events))
+        hits += runtime.advance(max(e["_ts"] for e in events) - 5.0)
+    hits += runtime.advance(end + 120.0)
+    first: dict[str, tuple[str, int]] = {}
+    for h in hits:
+        first.setdefault(h.rule_id, (h.scope_value, int((h.ts - (end - span)) // 60)))
+    # the collapse starts at 55 % of the run (minute 11), the exfiltration at 60 % (minute 12)
+    assert first == {"refusal_rate_shift": ("borealis-70b", 11), "egress_bytes_spike": ("dep-atlas-us", 12),
+                     "first_seen_tool": ("dep-atlas-us", 12), "first_seen_dest_host": ("dep-atlas-us", 12)}
+    assert {(h.rule_id, h.scope_value) for h in hits} == {(r, s) for r, (s, _) in first.items()}

@@ -63,7 +63,7 @@ def test_ewma_baseline_is_numpy_mean_during_exact_phase() -> None:
         det.update(x)
         why = det.explain()
         assert why["baseline"] == pytest.approx(np.mean(XS[:i]))
-        assert why["spread"] == pytest.approx(np.std(XS[:i]))
+        assert why["spread"] == pytest.approx(max(np.std(XS[:i]), det.min_std))
 
 
 def test_mad_matches_numpy_over_the_window_after_every_update() -> None:
@@ -157,3 +157,22 @@ def test_seasonal_compares_each_hour_with_itself() -> None:
     night = 10 * 86400.0 + 3 * 3600.0
     assert det.fires(det.score(100.0, ts=night))
     assert det.explain()["baseline_source"] == "slot"
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(0, 100, 0.15), (3, 200, 0.15), (40, 100, 0.15), (0, 12, 0.1),
+                                           (9, 12, 0.1), (980, 1000, 0.9), (0, 1000, 0.01), (30, 1000, 0.01)])
+def test_binomial_z_matches_the_exact_mid_p_tail(k: int, n: int, p: float) -> None:
+    from math import comb
+    from statistics import NormalDist
+
+    from rules.detectors._binomial import binomial_z
+
+    pmf = [comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
+    mean, sd = n * p, (n * p * (1 - p)) ** 0.5
+    if abs(k - mean) < 3 * sd:
+        expected = (k - mean) / sd
+    elif k < mean:
+        expected = NormalDist().inv_cdf(sum(pmf[:k]) + pmf[k] / 2)
+    else:
+        expected = -NormalDist().inv_cdf(sum(pmf[k + 1:]) + pmf[k] / 2)
+    assert binomial_z(k, n, p) == pytest.approx(expected, rel=1e-6)
