@@ -176,3 +176,22 @@ def test_binomial_z_matches_the_exact_mid_p_tail(k: int, n: int, p: float) -> No
     else:
         expected = -NormalDist().inv_cdf(sum(pmf[k + 1:]) + pmf[k] / 2)
     assert binomial_z(k, n, p) == pytest.approx(expected, rel=1e-6)
+
+
+def test_binomial_mode_state_survives_restore() -> None:
+    import orjson
+
+    from rules.detectors import Detector
+
+    rng = np.random.default_rng(8)
+    ns = [int(v) for v in rng.integers(10, 400, 120)]
+    xs = [float(rng.binomial(n, 0.12)) / n for n in ns]
+    live = EWMAZScore(alpha=0.1, warmup=5, binomial=True)
+    for x, n in zip(xs[:60], ns[:60], strict=True):
+        live.update(x, n=n)
+    twin = Detector.restore(orjson.loads(orjson.dumps(live.snapshot())))
+    assert twin.explain()["overdispersion"] == live.explain()["overdispersion"]
+    ahead = [live.update(x, n=n) for x, n in zip(xs[60:], ns[60:], strict=True)]
+    assert [twin.update(x, n=n) for x, n in zip(xs[60:], ns[60:], strict=True)] == ahead
+    assert not any(live.fires(s) for s in ahead)  # pure binomial noise at varying volume stays quiet
+    assert live.explain()["overdispersion"] < 1.5
