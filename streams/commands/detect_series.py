@@ -70,6 +70,22 @@ def _columns(header: list[str]) -> tuple[int, int] | None:
     return (ts_col, names.index("value")) if ts_col is not None else None
 
 
+def _is_header(record: list[str]) -> bool:
+    try:
+        parse_timestamp(record[0].strip())
+    except ValueError:
+        return len(record) >= 2 and not _is_number(record[1])
+    return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_series(text: str, numeric: bool = True) -> list[Row]:
     """Rows of a ``timestamp,value`` CSV; a header is optional, blank lines are skipped.
 
@@ -89,6 +105,8 @@ def read_series(text: str, numeric: bool = True) -> list[Row]:
             if named is not None:
                 ts_col, value_col = named
                 continue
+            if _is_header(record):
+                continue  # a header with other names (time,metric): columns by position
         if len(record) <= max(ts_col, value_col):
             errors.append(f"line {line_no}: expected columns timestamp,value, got {len(record)} column(s)")
             continue

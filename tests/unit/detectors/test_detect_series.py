@@ -127,3 +127,19 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_default_is_the_documented_recommendation() -> None:
     docs = Path(__file__).resolve().parents[3] / "docs" / "detectors.md"
     assert f"`{DEFAULT_SERIES_DETECTOR}`" in docs.read_text()
+
+
+def test_header_with_other_names_uses_columns_by_position(tmp_path: Path) -> None:
+    path = tmp_path / "named.csv"
+    path.write_text(f"time,latency_p99\n{T0},120.5\n{T0 + 60},130.0\n")
+    result = runner.invoke(app, ["detect-series", str(path), "-d", "mad"])
+    assert result.exit_code == 0, result.output
+    assert [r["value"] for r in rows_of(result.stdout)] == ["120.5", "130.0"]
+
+
+def test_named_columns_in_any_order(tmp_path: Path) -> None:
+    path = tmp_path / "swapped.csv"
+    path.write_text(f"value,host,timestamp\n1.5,a,{T0}\n2.5,b,{T0 + 60}\n")
+    result = runner.invoke(app, ["detect-series", str(path), "-d", "mad"])
+    assert result.exit_code == 0, result.output
+    assert [(r["timestamp"], r["value"]) for r in rows_of(result.stdout)] == [(str(T0), "1.5"), (str(T0 + 60), "2.5")]
