@@ -99,7 +99,7 @@ def compare(baseline: Run, candidate: Run) -> dict[str, Any]:
                          ("unchanged", [k[0] for k in same])):
         for rule in items:
             by_rule.setdefault(rule, Counter())[label] += 1
-    ckey = lambda c: (c["policy_id"], c["scope"], c["action"], c["ts"])  # noqa: E731
+    ckey = lambda c: (c["policy_id"], c["scope"], c["action"], c["ts"])
     bcmd = {ckey(c) for c in baseline.commands}
     ccmd = {ckey(c) for c in candidate.commands}
     return {

@@ -92,7 +92,7 @@ def bind(name: str, params: dict[str, Any]) -> tuple[NamedQuery, dict[str, Any]]
         raise QueryError(f"query {name} needs " + ", ".join(f"--{m.replace('_', '-')}" for m in missing))
     if name == "trace" and not (params.get("agent_run") or params.get("trace")):
         raise QueryError("query trace needs --agent-run RUN or --trace TRACE_ID")
-    bound = {p: str(params.get(p) or "") for p in q.params if p != "limit"}
+    bound: dict[str, Any] = {p: str(params.get(p) or "") for p in q.params if p != "limit"}
     if "limit" in q.params:
         bound["limit"] = int(params.get("limit") or DEFAULT_LIMIT)
     return q, bound

@@ -53,7 +53,7 @@ def _rows(client: Client, spec: ChainSpec) -> Any:
     """Every physical row (no FINAL), page by page of chain positions; rows outside the chain first."""
     cols = ", ".join([spec.id_column, *spec.columns, "chain_seq", "prev_id", "prev_hash", "row_hash"])
     yield from client.query(f"SELECT {cols} FROM {spec.table} WHERE chain_seq = 0").result_rows
-    top = int(client.command(f"SELECT max(chain_seq) FROM {spec.table}") or 0)
+    top = int(str(client.command(f"SELECT max(chain_seq) FROM {spec.table}") or 0))
     for lo in range(1, top + 1, PAGE):
         yield from client.query(f"SELECT {cols} FROM {spec.table} WHERE chain_seq >= {{lo:UInt64}} "
                                 f"AND chain_seq < {{hi:UInt64}} ORDER BY chain_seq",
@@ -73,14 +73,14 @@ def verify_table(client: Client, spec: ChainSpec) -> TableResult:
         bucket = by_seq.setdefault(seq, [])
         if all(canonical(list(row)) != canonical(list(other)) for other in bucket):
             bucket.append(tuple(row))
-    prev_id, prev_hash = "", ""
+    prev_hash = ""
     for seq in range(1, max(by_seq, default=0) + 1):
         candidates = by_seq.get(seq)
         if not candidates:
             nxt = by_seq.get(seq + 1)
             missing = str(nxt[0][n + 2]) if nxt else "?"
             res.findings.append(Finding(spec.table, "deleted", seq, missing, "no row at this position"))
-            prev_id, prev_hash = missing, ""
+            prev_hash = ""
             continue
         good = [r for r in candidates if _valid(spec, seq, r, prev_hash if prev_hash else None)]
         genuine = good[0] if good else candidates[0]
@@ -93,7 +93,7 @@ def verify_table(client: Client, spec: ChainSpec) -> TableResult:
             detail = ("content does not match its row_hash" if not _valid(spec, seq, genuine, None)
                       else "link to the previous row was rewritten")
             res.findings.append(Finding(spec.table, "changed", seq, str(genuine[0]), detail))
-        prev_id, prev_hash = str(genuine[0]), str(genuine[n + 4])
+        prev_hash = str(genuine[n + 4])
         res.hashes[seq] = prev_hash
     res.head_seq, res.head_hash = (max(by_seq), prev_hash) if by_seq else (0, "")
     return res

@@ -7,6 +7,7 @@ Values are made JSON-safe the same way as ``/overseer/sql``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from streams.audit.queries import QueryError, run_named
@@ -31,7 +32,7 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, (str, int, bool)) or v is None:
         return v
     if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else None
+        return v if math.isfinite(v) else None
     if isinstance(v, (list, tuple)):
         return [jsonable(x) for x in v]
     if isinstance(v, dict):

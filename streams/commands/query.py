@@ -33,7 +33,13 @@ def query(
 ) -> None:
     """Answer an auditor's question from ClickHouse, even while a worker holds the embedded store."""
     from streams.audit.access import StoreError, open_store
-    from streams.audit.output import FORMATS, render_table, to_csv, to_json, write_parquet
+    from streams.audit.output import (
+        FORMATS,
+        render_table,
+        to_csv,
+        to_json,
+        write_parquet,
+    )
     from streams.audit.queries import QUERIES, QueryError
     from streams.audit.readonly import WriteRefused
 

@@ -45,8 +45,8 @@ def render(d: ReportData) -> str:
     m = html.escape(d.model)
     parts = [
         f"<h1>Behaviour report: {m}</h1>",
-        f"<p>Period {_when(d.since)} to {_when(d.until)}. Generated {_when(datetime.now(UTC).timestamp())} "
-        f"by Overseer from its audit store.</p>",
+        (f"<p>Period {_when(d.since)} to {_when(d.until)}. Generated {_when(datetime.now(UTC).timestamp())} "
+         "by Overseer from its audit store.</p>"),
         _explain("Overseer watches AI models and agents while they run. Every model call (an <i>inference</i>) and "
                  "every action an agent takes (a <i>tool call</i>: reading a file, running a command, sending data "
                  "over the network) is logged as an event. Rules and statistical detectors look for risky "

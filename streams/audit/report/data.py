@@ -27,6 +27,8 @@ class ReportData:
     since: float
     until: float
     bucket_s: int
+    first: float  # the model's first and last event in the period (or the period itself)
+    last: float
     summary: dict[str, Any]
     behaviour: Table
     categories: Table
@@ -62,7 +64,7 @@ def load(store: Store, model: str, since: str, until: str) -> ReportData:
     keys = ("events", "inferences", "tool_calls", "refusals", "errors", "agent_runs", "deployments", "tokens")
     det_when = when.replace("ts >=", "d.ts >=").replace("AND ts <", "AND d.ts <")
     return ReportData(
-        model=model, since=t0, until=t1, bucket_s=bucket,
+        model=model, since=t0, until=t1, bucket_s=bucket, first=lo, last=hi,
         summary=dict(zip(keys, [int(v or 0) for v in summary.rows[0]], strict=True)),
         behaviour=store.sql(
             f"SELECT {b} AS t, count() AS events, countIf(event_type = 'tool_call') AS tool_calls, "

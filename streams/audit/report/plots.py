@@ -10,13 +10,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
-from streams.audit.report.data import ReportData  # noqa: E402
+from streams.audit.report.data import ReportData
 
 
-def _dt(ts: Any) -> datetime:
+def _dt(ts: Any) -> Any:  # matplotlib plots datetimes; its stubs only say floats
     return datetime.fromtimestamp(float(ts), UTC)
 
 
@@ -93,8 +93,8 @@ def killswitch(d: ReportData) -> str:
         ax.plot([_dt(r[0])], [y], marker=m, color=c, markersize=10)
         ax.annotate(f"{r[1]} {r[2]}", (_dt(r[0]), y), textcoords="offset points", xytext=(4, 8), fontsize=7)
     ax.set_yticks(range(len(scopes)), scopes, fontsize=8)
-    ax.set_xlim(_dt(d.since if d.since > 0 else min([r[0] for r in rows], default=d.until - 3600)),
-                _dt(min(d.until, max([r[8] for r in rows], default=d.until) + 60)))
+    ax.set_xlim(_dt(min([d.first, *[float(r[0]) for r in rows]]) - 60),
+                _dt(min(d.until, max([d.last, *[float(r[8]) for r in rows]]) + 60)))
     _time_axis(ax)
     ax.set_title("Kill-switch timeline (▼ issued, ► extended, ▲ released; bar = lease)")
     return _svg(fig)
@@ -111,11 +111,14 @@ def baselines(d: ReportData) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(9, 3))
         t = [_dt(r[1]) for r in rows]
         base = [float(r[3]) for r in rows]
-        spread = [float(r[4] or 0) for r in rows]
-        ax.fill_between(t, [b - 3 * s for b, s in zip(base, spread, strict=True)],
-                        [b + 3 * s for b, s in zip(base, spread, strict=True)], alpha=0.2, label="baseline ± 3 spread")
-        ax.plot(t, base, "--", label="baseline")
+        band = [3 * float(r[4] or 0) for r in rows]
+        ax.errorbar(t, base, yerr=band, fmt="_", color="tab:blue", ecolor="tab:blue", elinewidth=6, alpha=0.35,
+                    markersize=18, label="baseline ± 3 spread (the expected range)")
         ax.plot(t, [float(r[2]) for r in rows], "o", color="tab:red", label="observed (flagged)")
+        for r, when in zip(rows, t, strict=True):
+            ax.annotate(f"observed {float(r[2]):.3g}\nbaseline {float(r[3]):.3g} ± {float(r[4] or 0):.2g}", (when, float(r[2])),
+                        textcoords="offset points", xytext=(6, 6), fontsize=7)
+        ax.set_xlim(_dt(d.first - 60), _dt(d.last + 60))
         ax.legend(fontsize=8)
         _time_axis(ax)
         ax.set_title(f"{rule}: observed against its statistical baseline")

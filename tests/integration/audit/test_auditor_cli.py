@@ -65,7 +65,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> It
 
 
 def _cli(w: WorkerProcess, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=w.env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=w.env, capture_output=True, text=True, check=False,
                           timeout=180)
     assert proc.returncode in ok, f"{args}: rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc

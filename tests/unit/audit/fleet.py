@@ -14,7 +14,11 @@ from schemas.detections import Scope
 from streams.audit.backtest import Replayer
 from streams.audit.chain import AuditChain
 from streams.demo.fleet import FleetGenerator
-from streams.killswitch.commands import build_manual_issue, command_row, operator_action_row
+from streams.killswitch.commands import (
+    build_manual_issue,
+    command_row,
+    operator_action_row,
+)
 from streams.killswitch.signing import Signer
 from streams.pipeline.core import build_core
 from streams.pipeline.decode import Record, decode_batch
@@ -25,8 +29,9 @@ from streams.store.sink import ClickHouseSink
 T0 = float(int(time.time()) // 3600 * 3600 - 3600)
 
 
-def fleet_events(steps: int = 40, per_step: int = 60) -> list[dict[str, Any]]:
-    """Twenty minutes of demo fleet time, decoded exactly like the worker decodes Kafka records."""
+def fleet_events(steps: int = 40, per_step: int = 150) -> list[dict[str, Any]]:
+    """Twenty minutes of demo fleet time (enough for the refusal-collapse detector to warm up and fire),
+    decoded exactly like the worker decodes Kafka records."""
     gen = FleetGenerator(start_ts=T0, seed=3)
     raw = [e for s in range(steps) for e in gen.events_between(T0 + s * 30, T0 + (s + 1) * 30, per_step, s / steps)]
     decoded = decode_batch([Record("overseer.events.v1", i % 2, i, None, orjson.dumps(e)) for i, e in enumerate(raw)],

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,11 @@ def test_report_is_self_contained_and_readable(filled, tmp_path: Path) -> None:
     assert "frontier_self_exfiltration_sequence" in page
     for external in ("<script", "<link", "src=\"http", "url(http"):
         assert external not in page
+    assert "No statistical detector fired" in page  # atlas-7b's refusals never collapsed
+    build_report(store, "borealis-70b", "", "", out)
+    page = out.read_text()
+    assert "refusal_rate_shift: observed against its statistical baseline" in page
+    assert page.count("<svg") >= 4 and "No kill-switch commands in this period" in page
 
 
 def test_replayed_events_are_the_live_representation(filled) -> None:

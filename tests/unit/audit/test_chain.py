@@ -18,7 +18,11 @@ from rules.base import Hit
 from schemas.detections import Scope
 from streams.audit.chain import AuditChain
 from streams.audit.verify import verify
-from streams.killswitch.commands import build_manual_issue, command_row, operator_action_row
+from streams.killswitch.commands import (
+    build_manual_issue,
+    command_row,
+    operator_action_row,
+)
 from streams.killswitch.signing import Signer
 from streams.pipeline.convert import hit_to_detection
 from streams.store import rows
