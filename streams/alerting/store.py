@@ -1,0 +1,86 @@
+"""ClickHouse rows and reads for alerts, silences, deliveries and operator actions.
+
+Functions here take a clickhouse-connect client and run on the sink's
+thread (``sink.run(lambda c: ...)``); nothing here is async.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from schemas.alerts import Alert
+from streams.alerting.silences import Silence
+from streams.store import rows
+
+ALERT_COLUMNS = (*rows.ALERT_COLUMNS, "payload")
+SILENCE_COLUMNS = ("silence_id", "matchers", "owner", "reason", "created_by", "starts_at", "ends_at", "expired_by",
+                   "updated_at")
+ACTION_COLUMNS = ("action_id", "ts", "operator", "role", "action", "target", "reason", "details")
+
+
+def alert_rows(alerts: list[Alert]) -> list[list[Any]]:
+    """The audit columns of `streams.store.rows` plus the whole alert as JSON."""
+    return [[*row, a.model_dump_json()] for row, a in zip(rows.alert_rows(alerts), alerts, strict=True)]
+
+
+def silence_row(s: Silence) -> list[Any]:
+    return [s.silence_id, orjson.dumps([m.model_dump() for m in s.matchers]).decode(), s.owner, s.reason,
+            s.created_by, s.starts_at, s.ends_at, s.expired_by, s.updated_at]
+
+
+def load_silences(client: Any) -> list[Silence]:
+    result = client.query(f"SELECT {', '.join(SILENCE_COLUMNS)} FROM alert_silences FINAL")
+    out = []
+    for r in result.result_rows:
+        d = dict(zip(SILENCE_COLUMNS, r, strict=True))
+        d["matchers"] = orjson.loads(d["matchers"])
+        for k in ("starts_at", "ends_at", "updated_at"):
+            d[k] = d[k].replace(tzinfo=UTC) if d[k].tzinfo is None else d[k]
+        out.append(Silence.model_validate(d))
+    return out
+
+
+def action_row(action_id: str, operator: str, role: str, action: str, target: str, reason: str,
+               details: dict[str, Any], now: datetime | None = None) -> list[Any]:
+    return [action_id, now or datetime.now(UTC), operator, role, action, target, reason,
+            orjson.dumps(details, default=str).decode()]
+
+
+LATEST_ALERTS = """
+SELECT latest FROM (
+    SELECT alert_id, argMax(payload, updated_at) AS latest, argMax(state, updated_at) AS st,
+           argMax(severity, updated_at) AS sev, max(updated_at) AS upd, any(rule_id) AS rid,
+           any(scope_kind) AS sk, any(scope_value) AS sv
+    FROM alerts WHERE payload != '' GROUP BY alert_id)
+WHERE {where} ORDER BY upd DESC LIMIT {limit:UInt32}
+"""
+
+
+def query_alerts(client: Any, *, state: list[str] | None = None, severity: list[str] | None = None,
+                 rule_id: str | None = None, scope: str | None = None, limit: int = 200) -> list[Alert]:
+    """The latest record of each alert, filtered, newest change first."""
+    where, params = ["1"], {"limit": limit}
+    if state:
+        where.append("st IN {state:Array(String)}")
+        params["state"] = state
+    if severity:
+        where.append("sev IN {severity:Array(String)}")
+        params["severity"] = severity
+    if rule_id:
+        where.append("rid = {rule_id:String}")
+        params["rule_id"] = rule_id
+    if scope:
+        kind, _, value = scope.partition("=")
+        where.append("sk = {sk:String} AND sv = {sv:String}")
+        params.update(sk=kind, sv=value)
+    result = client.query(LATEST_ALERTS.replace("{where}", " AND ".join(where)), parameters=params)
+    return [Alert.model_validate_json(r[0]) for r in result.result_rows]
+
+
+def alert_history(client: Any, alert_id: str) -> list[dict[str, Any]]:
+    result = client.query("SELECT updated_at, state, severity, count, actor FROM alerts "
+                          "WHERE alert_id = {a:String} ORDER BY updated_at", parameters={"a": alert_id})
+    return [dict(zip(("ts", "state", "severity", "count", "actor"), r, strict=True)) for r in result.result_rows]
