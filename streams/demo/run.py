@@ -343,6 +343,10 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     console.print(rules)
     for c in summary["commands"]:
         console.print(f"  [bold red]{c['action']}[/] {c['scope']} ({c['mode']}) by {c['issuer']}")
+    latency = summary.get("detection_latency_ms") or {}
+    if latency.get("p50") is not None:
+        console.print(f"event-to-detection latency: p50 {latency['p50']} ms, p99 {latency['p99']} ms "
+                      "(from the event's Kafka timestamp to the detection being published)")
     verdict = "[green]every event accounted for[/]" if summary["complete"] else "[red]events missing![/]"
     console.print(f"{verdict}: stored {summary['events_stored']} + dead-lettered {summary['deadlettered']} "
                   f"of {summary['events_sent']} sent")
