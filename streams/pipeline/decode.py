@@ -41,6 +41,22 @@ _TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{
 _KNOWN_FIELDS = frozenset(Event.model_fields)
 
 
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # Kafka append/create time, epoch seconds: the start of detection latency
+
+
+@dataclass
+class Decoded:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    messages: int = 0
+
+
 def _fast_type(name: str, info: Any) -> Any:
     ann, optional = info.annotation, False
     if get_origin(ann) in (Union, types.UnionType):
@@ -57,61 +73,93 @@ def _fast_type(name: str, info: Any) -> Any:
 
 
 def _fast_struct() -> type[msgspec.Struct]:
-    fields: list[tuple[str, Any, Any]] = []
-    required: list[tuple[str, Any]] = []
+    fields: list[Any] = []  # in the model's order, so the dicts' keys come in the same order
     for name, info in Event.model_fields.items():
         typ = _fast_type(name, info)
-        if info.default_factory is not None:
+        if name == "producer_id":  # absent (a producer batch's default applies) vs explicit null
+            fields.append((name, typ | msgspec.UnsetType, msgspec.UNSET))
+        elif info.default_factory is not None:
             fields.append((name, typ, msgspec.field(default_factory=info.default_factory)))  # type: ignore[arg-type]
         elif info.is_required():
-            required.append((name, typ))
+            fields.append((name, typ))
         else:
             fields.append((name, typ, info.default))
-    order = list(Event.model_fields)
-    struct = msgspec.defstruct("FastEvent", [*required, *fields], kw_only=True)
-    assert set(struct.__struct_fields__) == set(order)
+    struct = msgspec.defstruct("FastEvent", fields, kw_only=True, forbid_unknown_fields=True)
+    assert set(struct.__struct_fields__) == set(Event.model_fields)
     return struct
 
 
 _FastEvent = _fast_struct()
-_FIELD_ORDER = tuple(Event.model_fields)
 
 
-def _fast_event(obj: dict[str, Any]) -> dict[str, Any] | None:
-    """The validated hot-path dict for a canonical event, or None: let pydantic decide."""
-    if not obj.keys() <= _KNOWN_FIELDS:
-        return None
-    try:
-        ev = msgspec.convert(obj, _FastEvent, strict=True)
-        ts = datetime.fromisoformat(ev.ts).astimezone(UTC)  # type: ignore[attr-defined]
-    except (msgspec.ValidationError, ValueError, TypeError, RecursionError):
-        return None
-    scores, attributes = ev.scores, ev.attributes  # type: ignore[attr-defined]
-    if len(scores) > MAX_STRING_MAP_ENTRIES or len(attributes) > MAX_STRING_MAP_ENTRIES:
+class _FastBatch(msgspec.Struct):
+    kind: Literal["batch"]
+    events: list[_FastEvent]  # type: ignore[valid-type]
+    producer_id: Any = None
+
+
+_DECODE_BATCH = msgspec.json.Decoder(_FastBatch)
+_DECODE_LIST = msgspec.json.Decoder(list[_FastEvent])  # type: ignore[valid-type]
+_DECODE_ONE = msgspec.json.Decoder(_FastEvent)
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError, RecursionError)
+
+
+def _from_struct(ev: Any, default_producer: Any = None) -> dict[str, Any] | None:
+    """The hot-path dict of a decoded FastEvent, or None when a check pydantic makes in Python fails."""
+    d = msgspec.structs.asdict(ev)
+    if d["producer_id"] is msgspec.UNSET:
+        d["producer_id"] = default_producer if isinstance(default_producer, str) else None
+    scores = d["scores"]
+    if len(scores) > MAX_STRING_MAP_ENTRIES or len(d["attributes"]) > MAX_STRING_MAP_ENTRIES:
         return None
     for score in scores.values():
         if score != score or score in (float("inf"), float("-inf")):
             return None
-    d = {name: getattr(ev, name) for name in _FIELD_ORDER}
+    try:
+        ts = datetime.fromisoformat(d["ts"]).astimezone(UTC)
+    except ValueError:
+        return None
     d["ts"] = ts
     d["_ts"] = ts.timestamp()
     return d
 
 
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float | None = None  # Kafka append/create time, epoch seconds: the start of detection latency
+def _fast_event(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The validated hot-path dict for a canonical event (already parsed), or None: let pydantic decide."""
+    if not obj.keys() <= _KNOWN_FIELDS:
+        return None
+    try:
+        ev = msgspec.convert(obj, _FastEvent, strict=True)
+    except _FAST_ERRORS:
+        return None
+    return _from_struct(ev)
 
 
-@dataclass
-class Decoded:
-    events: list[dict[str, Any]] = field(default_factory=list)
-    deadletters: list[DeadLetter] = field(default_factory=list)
-    messages: int = 0
+def _fast_message(raw: bytes, rec: Record) -> list[dict[str, Any]] | None:
+    """Every event of a message whose events are all canonical, decoded straight from the bytes; else None
+    (then the message takes the general path: orjson, and pydantic for anything non-canonical)."""
+    default = None
+    try:
+        if raw[:1] == b"[":
+            items = _DECODE_LIST.decode(raw)
+        elif b'"kind"' in raw:
+            batch = _DECODE_BATCH.decode(raw)
+            items, default = batch.events, batch.producer_id
+        else:
+            items = [_DECODE_ONE.decode(raw)]
+    except _FAST_ERRORS:
+        return None
+    src = (rec.topic, rec.partition, rec.offset)
+    out = []
+    for ev in items:
+        d = _from_struct(ev, default)
+        if d is None:
+            return None
+        d["_src"] = src
+        if rec.timestamp is not None:
+            d["_kts"] = rec.timestamp
+        out.append(d)
+    return out
 
 
 def _dead(rec: Record, reason: DeadLetterReason, error: str, raw: bytes | None,
@@ -196,6 +244,10 @@ def decode_batch(records: list[Record], *, max_message_bytes: int, now: datetime
                 rec, DeadLetterReason.oversized,
                 f"message of {len(raw)} bytes exceeds the limit of {max_message_bytes} "
                 "(OVERSEER_MAX_MESSAGE_BYTES); split producer batches", raw, None, now))
+            continue
+        fast = _fast_message(raw, rec)
+        if fast is not None:
+            out.events.extend(fast)
             continue
         try:
             obj = orjson.loads(raw)
