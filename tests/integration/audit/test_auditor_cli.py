@@ -118,3 +118,21 @@ def test_backtest_against_the_stored_events(worker: WorkerProcess, tmp_path: Pat
     out = json.loads(_cli(worker, "backtest", "--rules", str(candidate), "--json").stdout)
     assert {h["rule_id"] for h in out["lost"]} >= {"frontier_self_exfiltration_sequence"}
     assert any(c["scope"] == "deployment=dep-atlas-us" for c in out["commands"]["lost"])
+
+
+def test_verify_names_a_row_altered_by_hand_once_the_worker_is_gone(worker: WorkerProcess) -> None:
+    """Last in this module: stops the worker, so the commands open the store directly."""
+    seq, det_id = worker.sql("SELECT chain_seq, detection_id FROM detections WHERE chain_seq > 0 "
+                             "ORDER BY chain_seq LIMIT 1 OFFSET 1")[0]
+    worker.stop()
+    tamper = ("import sys\nfrom streams.store.client import connect\n"
+              "c = connect(sys.argv[1])\n"
+              "c.command(\"ALTER TABLE detections UPDATE severity = 'info' WHERE detection_id = '\" + sys.argv[2] + \"'\","
+              " settings={'mutations_sync': 2})\n")
+    subprocess.run([sys.executable, "-c", tamper, f"chdb:///{(worker.home / 'clickhouse').resolve()}", det_id],
+                   env=worker.env, check=True, timeout=120)
+    out = _cli(worker, "audit", "verify", "--json", ok=(3,))
+    report = json.loads(out.stdout)
+    findings = [f for t in report["tables"] for f in t["findings"]]
+    assert findings == [{"table": "detections", "kind": "changed", "chain_seq": seq, "row_id": det_id,
+                         "detail": "content does not match its row_hash"}]
