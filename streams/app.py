@@ -53,6 +53,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         stream_wait_empty=False,
         table_standby_replicas=0,
         broker_credentials=faust_credentials(settings),
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 6),
     )
     t = settings.topic
     events = app.topic(t("events"), value_serializer="raw", key_serializer="raw", internal=False)

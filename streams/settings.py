@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_idempotence: bool = Field(default=True, description="idempotent producers (off only for the Tansu fallback, "
                                                               "which rejects InitProducerId)")
+    kafka_session_timeout_s: float = Field(default=30.0, ge=6.0, description="consumer-group session: how long a "
+                                           "crashed worker keeps its partitions before the group moves them")
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     topic_min_insync: int = Field(default=1, ge=1)
