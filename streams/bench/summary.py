@@ -1,0 +1,35 @@
+"""The human-readable table of a bench result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def render(console: Console, r: dict[str, Any]) -> None:
+    table = Table(title=f"overseer bench — {r['events']} events, producer batches of {r['batch_size']}")
+    table.add_column("pipeline")
+    table.add_column("events/s per worker", justify="right")
+    table.add_column("peak RSS MB", justify="right")
+    rss = r["peak_rss_mb"]
+    table.add_row("(a) ceiling: getmany + orjson", f"{r['ceiling_eps']:,.0f}", f"{rss['ceiling']}")
+    table.add_row("    same, one event per message", f"{r['ceiling_single_message_eps']:,.0f}", "")
+    table.add_row("(b) baseline: per-event Faust + table", f"{r['baseline_eps']:,.0f}", f"{rss['baseline']}")
+    for n, w in r["workers"].items():
+        table.add_row(f"(c) overseer, {n} worker(s)", f"{w['eps_per_worker']:,.0f}",
+                      f"{rss['overseer_worker']}" if n == next(iter(r["workers"])) else "")
+    console.print(table)
+    ok = {True: "[green]met[/]", False: "[red]missed[/]"}
+    t = r["targets"]
+    console.print(f"(c)/(b) = {r['ratio_vs_baseline']:.1f}× (target ≥ 10×: {ok[t['overseer_10x_baseline']]}); "
+                  f"(c)/(a) = {r['ratio_vs_ceiling']:.0%} (target ≥ 50%: {ok[t['overseer_half_of_ceiling']]})")
+    console.print(f"detection latency p50 {r['latency_ms_p50']} ms, p99 {r['latency_ms_p99']} ms "
+                  f"({r['latency_samples']} detections); every event stored: {r['every_event_stored']}")
+    console.print(f"state: {r['state_bytes_per_key']:.0f} bytes per active key (traced), "
+                  f"{r['state_rss_bytes_per_key']:.0f} RSS growth, {r['snapshot_bytes_per_key']:.0f} in a snapshot, "
+                  f"over {r['state_keys']:,} keys (target ≤ 200: {ok[t['state_200_bytes_per_key']]})")
+    worst = r["state"]["worst"]
+    console.print(f"       worst case (window + sequence + dedup per key): {worst['state_bytes_per_key']:.0f} bytes "
+                  f"traced, {worst['snapshot_bytes_per_key']:.0f} in a snapshot")
