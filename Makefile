@@ -37,6 +37,7 @@ test: deps ## the whole suite: schemas, rule packs, unit, then integration and f
 	$(BIN)/overseer rules test rules/packs
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
 
 test-unit: deps ## the fast tests only (no broker)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)

@@ -22,6 +22,9 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams.alerting.ops import is_alert_op
+from streams.api import TokenStore
+from streams.api import install as install_api
 from streams.kafka.clients import faust_credentials
 from streams.pipeline.decode import Record
 from streams.runtime import WorkerRuntime
@@ -83,6 +86,16 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         return rt
 
     app.overseer_runtime = runtime  # type: ignore[attr-defined]
+    # /api/v1, /console and token auth (also over /overseer/*): see streams/api and docs/oncall.md
+    tokens = TokenStore(settings.api_tokens_file)
+    app.on_webserver_init = lambda web: install_api(web.web_app, runtime, tokens)  # type: ignore[method-assign]
+
+    @app.timer(1.0)
+    async def oncall_tick() -> None:
+        try:
+            await (await started()).oncall.tick()
+        except Exception as exc:  # noqa: BLE001 - a missed sweep or flush is retried next second
+            log.warning("on-call tick failed: %s", exc)
 
     @app.agent(events, name="detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -104,7 +117,10 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await (await started()).handle_detection(event.message.value)
+            if is_alert_op(event.message.headers):  # ack/resolve/sweep: applied by the group's owner
+                await (await started()).handle_alert_op(event.message.value, event.message.partition)
+                continue
+            await (await started()).handle_detection(event.message.value, event.message.partition)
 
     @app.agent(killswitch, name="killswitch_mirror")
     async def killswitch_mirror(stream: faust.StreamT) -> None:

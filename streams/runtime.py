@@ -34,7 +34,10 @@ from rules.health import seq_partials
 from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
-from streams.alerting.book import AlertBook
+from streams.alerting.book import AlertBook, Lifecycle
+from streams.alerting.service import OnCall
+from streams.alerting.store import ALERT_COLUMNS as ONCALL_ALERT_COLUMNS
+from streams.alerting.store import alert_rows as oncall_alert_rows
 from streams.audit import prepare as prepare_audit
 from streams.audit.chain import AuditChain
 from streams.faults import Faults
@@ -76,7 +79,9 @@ class WorkerRuntime:
         self.core = core
         self.sink = sink
         self.issued: MutableMapping[str, Any] = issued if issued is not None else {}
-        self.alerts = AlertBook(alert_state if alert_state is not None else {})
+        self.alerts = AlertBook(alert_state if alert_state is not None else {},
+                                lifecycle=Lifecycle(settings.alert_resolve_after_s, settings.alert_keep_firing_for_s))
+        self.oncall = OnCall(self)  # lifecycle sweeps, silences, routing, operator requests (streams/alerting)
         assert settings.signing_key_path is not None
         self.signer = load_or_create_signing_key(settings.signing_key_path, settings.signing_key_id)
         self.keyring = KeyRing.load(settings.signing_key_path.parent / "keyring.json")
@@ -136,12 +141,14 @@ class WorkerRuntime:
         self._heartbeat = HeartbeatPublisher(await self.producer(), self.topics["heartbeat"], self.signer,
                                              interval_s=self.settings.heartbeat_interval_s)
         self._heartbeat.start()
+        await self.oncall.start()
 
     async def close(self) -> None:
         if self._lag_probe is not None:
             await self._lag_probe.close()
             self._lag_probe = None
         self.telemetry.shutdown()
+        await self.oncall.close()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
             self._heartbeat = None
@@ -321,10 +328,10 @@ class WorkerRuntime:
             self.counters.add("producer_gaps", len(detections))
 
     # -- detections -> alerts and kill-switch commands --------------------------
-    async def handle_detection(self, value: bytes) -> None:
+    async def handle_detection(self, value: bytes, partition: int = 0) -> None:
         det = Detection.model_validate_json(value)
         now = datetime.now(UTC)
-        alert = self.alerts.on_detection(det, now)
+        alert = self.alerts.on_detection(det, now, partition=partition)
         if alert is not None:
             await self._emit_alerts([alert])
         for scope_kind, scope_value in ((("deployment", det.deployment_id), ("model", det.model),
@@ -363,10 +370,19 @@ class WorkerRuntime:
         self.telemetry.command(cmd.action, cmd.mode)
 
     async def _emit_alerts(self, alerts: list[Any]) -> None:
-        await self.sink.write("alerts", rows.alert_rows(alerts), rows.ALERT_COLUMNS)
+        await self.emit_alerts(alerts)
+
+    async def emit_alerts(self, alerts: list[Any]) -> None:
+        """Store and publish alert changes, then hand them to the notifier (silences, inhibition, routing)."""
+        await self.sink.write("alerts", oncall_alert_rows(alerts), ONCALL_ALERT_COLUMNS)
         await self.publish(self.topics["alerts"], [(a.group_key.encode(), a.model_dump_json().encode())
                                                    for a in alerts])
         self.counters.add("alerts", len(alerts))
+        self.oncall.observe(alerts)
+
+    async def handle_alert_op(self, value: bytes, partition: int = 0) -> None:
+        """An operator's ack/resolve or the quiet-period sweep, applied by the partition's owner."""
+        await self.oncall.handle_op(value, partition)
 
     # -- kill-switch topic -> audit tables --------------------------------------
     async def handle_command(self, value: bytes) -> None:
@@ -396,7 +412,7 @@ class WorkerRuntime:
         return {"counters": dict(self.counters), "sink": self.sink.stats.as_dict(),
                 "consumer_lag": self.telemetry.lag_by_partition(),
                 "watermark": self.watermark(), "detection_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
-                "alerts": self.alerts.stats, "core": self.core.describe(),
+                "alerts": self.alerts.stats, "oncall": self.oncall.stats(), "core": self.core.describe(),
                 "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),
                 "policies": dict(getattr(self.core.policies, "stats", {}))}
 

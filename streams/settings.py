@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     clickhouse_dsn: str = ""
     clickhouse_username: str | None = None
     clickhouse_password: SecretStr | None = None
+    clickhouse_ca_cert: Path | None = Field(default=None, description="CA bundle for https:// DSNs (default: system)")
+    clickhouse_verify: bool = Field(default=True, description="verify the ClickHouse server certificate (https)")
 
     # worker
     app_id: str = "overseer"

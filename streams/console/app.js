@@ -79,6 +79,7 @@ function renderAlerts(alerts) {
     if (a.inhibited_by) flags.push(el("span", { class: "flag", title: a.inhibited_by }, "inhibited"));
     const row = el("tr", { class: "alert-row" + (a.alert_id === state.selected ? " selected" : ""),
                            "data-testid": "alert-row", "data-alert-id": a.alert_id, "data-state": a.state,
+                           "data-rule-id": a.rule_id, "data-scope": `${a.scope.kind}=${a.scope.value}`,
                            onclick: () => select(a.alert_id) },
       el("td", {}, el("span", { class: `sev sev-${a.severity}` }, a.severity)),
       el("td", {}, a.title, ...flags),
