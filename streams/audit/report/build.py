@@ -15,7 +15,7 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;c
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 .explain{background:#f5f7fa;border-left:4px solid #8aa;padding:.6em 1em;font-size:.95em}
 table{border-collapse:collapse;font-size:.85em;width:100%}td,th{border:1px solid #ddd;padding:3px 6px;
-text-align:left;vertical-align:top}th{background:#eee}.kpi{display:inline-block;margin:0 1.5em .5em 0}
+text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#eee}.kpi{display:inline-block;margin:0 1.5em .5em 0}
 .kpi b{display:block;font-size:1.6em}svg{max-width:100%;height:auto}"""
 
 
@@ -34,6 +34,39 @@ def _table(t: Table, headers: list[str], time_cols: tuple[int, ...] = (0,), limi
     return f"<table><tr>{head}</tr>{body}</table>{more}"
 
 
+def _period(d: ReportData) -> str:
+    """The asked-for period; an open end is shown as the model's first or last event."""
+    start = _when(d.since) if d.since > 0 else f"the first event ({_when(d.first)})"
+    end = _when(d.until) if d.until < 7_000_000_000 else f"the last event ({_when(d.last)})"
+    return f"{start} to {end}"
+
+
+_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+
+
+def summary_sentence(d: ReportData) -> str:
+    """Two or three sentences a reader can take away without reading further."""
+    s = d.summary
+    out = [f"{d.model} handled {s['inferences']:,} inferences and {s['tool_calls']:,} tool calls in "
+           f"{s['agent_runs']:,} agent runs on {s['deployments']} deployment(s)."]
+    if d.by_rule.rows:
+        total = sum(int(r[3]) for r in d.by_rule.rows)
+        worst = max(d.by_rule.rows, key=lambda r: (_RANK.get(str(r[2]), -1), int(r[3])))
+        out.append(f"Overseer flagged it {total} time(s) under {len(d.by_rule.rows)} rule(s); the most severe was "
+                   f"{worst[0]} ({worst[2]}): {worst[1]}.")
+    else:
+        out.append("Overseer flagged nothing.")
+    issued = [r for r in d.commands.rows if r[1] != "release"]
+    released = [r for r in d.commands.rows if r[1] == "release"]
+    if issued:
+        actions = sorted({f"{r[2]} of {r[4]}={r[5]}" for r in issued})
+        out.append(f"{len(issued)} kill-switch command(s) were issued ({', '.join(actions)})"
+                   + (f" and {len(released)} released." if released else "; none was released in this period."))
+    else:
+        out.append("No kill-switch command applied to it.")
+    return " ".join(out)
+
+
 def _explain(text: str) -> str:
     return f'<p class="explain">{text}</p>'
 
@@ -45,8 +78,9 @@ def render(d: ReportData) -> str:
     m = html.escape(d.model)
     parts = [
         f"<h1>Behaviour report: {m}</h1>",
-        (f"<p>Period {_when(d.since)} to {_when(d.until)}. Generated {_when(datetime.now(UTC).timestamp())} "
+        (f"<p>Period {_period(d)}. Generated {_when(datetime.now(UTC).timestamp())} "
          "by Overseer from its audit store.</p>"),
+        f"<p><b>In short:</b> {html.escape(summary_sentence(d))}</p>",
         _explain("Overseer watches AI models and agents while they run. Every model call (an <i>inference</i>) and "
                  "every action an agent takes (a <i>tool call</i>: reading a file, running a command, sending data "
                  "over the network) is logged as an event. Rules and statistical detectors look for risky "

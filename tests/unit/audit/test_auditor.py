@@ -7,6 +7,7 @@ detections, written through the worker's own row builders and hash chain.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,8 @@ def test_report_is_self_contained_and_readable(filled, tmp_path: Path) -> None:
     for external in ("<script", "<link", "src=\"http", "url(http"):
         assert external not in page
     assert "No statistical detector fired" in page  # atlas-7b's refusals never collapsed
+    assert "1 kill-switch command(s) were issued (pause of model=atlas-7b)" in page
+    assert re.search(r"the most severe was frontier_\w+ \(critical\)", page)
     build_report(store, "borealis-70b", "", "", out)
     page = out.read_text()
     assert "refusal_rate_shift: observed against its statistical baseline" in page
