@@ -47,8 +47,8 @@ _RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 def summary_sentence(d: ReportData) -> str:
     """Two or three sentences a reader can take away without reading further."""
     s = d.summary
-    out = [f"{d.model} handled {s['inferences']:,} inferences and {s['tool_calls']:,} tool calls in "
-           f"{s['agent_runs']:,} agent runs on {s['deployments']} deployment(s)."]
+    out = [(f"{d.model} handled {s['inferences']:,} inferences and {s['tool_calls']:,} tool calls in "
+            f"{s['agent_runs']:,} agent runs on {s['deployments']} deployment(s).")]
     if d.by_rule.rows:
         total = sum(int(r[3]) for r in d.by_rule.rows)
         worst = max(d.by_rule.rows, key=lambda r: (_RANK.get(str(r[2]), -1), int(r[3])))
