@@ -48,6 +48,7 @@ class Replayer:
         self.max_ts = 0.0
         self.max_partial_ts = 0.0
         self.run = Run()
+        self.issued: set[str] = set()  # like the worker's idempotency table: one command per key
 
     def feed(self, events: list[dict[str, Any]]) -> None:
         core = self.core
@@ -75,7 +76,8 @@ class Replayer:
                 if value:
                     self.core.policies.observe_scope(kind, value, det.ts.timestamp())
             for dec in self.core.policies.on_detection(det.model_dump(mode="json"), det.ts.timestamp()):
-                if dec.outcome == "command":
+                if dec.outcome == "command" and dec.idempotency_key not in self.issued:
+                    self.issued.add(dec.idempotency_key)
                     self.run.commands.append({
                         "ts": det.ts.isoformat(), "policy_id": dec.policy_id, "action": dec.action,
                         "scope": f"{dec.scope_kind}={dec.scope_value}", "mode": dec.mode,
