@@ -19,6 +19,7 @@ the head with one recorded elsewhere (``--anchor``, docs/audit.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,13 +47,12 @@ class TableResult:
     head_seq: int = 0
     head_hash: str = ""
     findings: list[Finding] = field(default_factory=list)
-    hashes: dict[int, str] = field(default_factory=dict, repr=False)
+    anchored_hash: str | None = None  # the genuine row_hash at the anchor's position, when one was asked for
 
 
-def _rows(client: Client, spec: ChainSpec) -> Any:
-    """Every physical row (no FINAL), page by page of chain positions; rows outside the chain first."""
+def _rows(client: Client, spec: ChainSpec) -> Iterator[tuple[Any, ...]]:
+    """Every physical row (no FINAL) in chain order, a page of positions at a time: memory stays flat."""
     cols = ", ".join([spec.id_column, *spec.columns, "chain_seq", "prev_id", "prev_hash", "row_hash"])
-    yield from client.query(f"SELECT {cols} FROM {spec.table} WHERE chain_seq = 0").result_rows
     top = int(str(client.command(f"SELECT max(chain_seq) FROM {spec.table}") or 0))
     for lo in range(1, top + 1, PAGE):
         yield from client.query(f"SELECT {cols} FROM {spec.table} WHERE chain_seq >= {{lo:UInt64}} "
@@ -60,42 +60,49 @@ def _rows(client: Client, spec: ChainSpec) -> Any:
                                 parameters={"lo": lo, "hi": lo + PAGE}).result_rows
 
 
-def verify_table(client: Client, spec: ChainSpec) -> TableResult:
-    res = TableResult(spec.table)
-    n = len(spec.columns)
-    by_seq: dict[int, list[tuple[Any, ...]]] = {}
-    for row in _rows(client, spec):
+def _positions(rows: Iterator[tuple[Any, ...]], n: int, res: TableResult) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """(chain_seq, the distinct rows claiming it), in order; byte-identical copies count once."""
+    seq, bucket = 0, []
+    for row in rows:
         res.rows += 1
-        seq = int(row[n + 1])
-        if seq == 0:
-            res.findings.append(Finding(spec.table, "inserted", 0, str(row[0]), "row written outside the chain"))
-            continue
-        bucket = by_seq.setdefault(seq, [])
+        at = int(row[n + 1])
+        if at != seq and bucket:
+            yield seq, bucket
+            bucket = []
+        seq = at
         if all(canonical(list(row)) != canonical(list(other)) for other in bucket):
             bucket.append(tuple(row))
-    prev_hash = ""
-    for seq in range(1, max(by_seq, default=0) + 1):
-        candidates = by_seq.get(seq)
-        if not candidates:
-            nxt = by_seq.get(seq + 1)
-            missing = str(nxt[0][n + 2]) if nxt else "?"
-            res.findings.append(Finding(spec.table, "deleted", seq, missing, "no row at this position"))
+    if bucket:
+        yield seq, bucket
+
+
+def verify_table(client: Client, spec: ChainSpec, anchor_seq: int | None = None) -> TableResult:
+    res = TableResult(spec.table)
+    n = len(spec.columns)
+    for row in client.query(f"SELECT {spec.id_column} FROM {spec.table} WHERE chain_seq = 0").result_rows:
+        res.rows += 1
+        res.findings.append(Finding(spec.table, "inserted", 0, str(row[0]), "row written outside the chain"))
+    prev_hash, expected = "", 1
+    for seq, candidates in _positions(_rows(client, spec), n, res):
+        for missing in range(expected, seq):  # the row before this one names the last missing id
+            row_id = str(candidates[0][n + 2]) if missing == seq - 1 else "?"
+            res.findings.append(Finding(spec.table, "deleted", missing, row_id, "no row at this position"))
             prev_hash = ""
-            continue
         good = [r for r in candidates if _valid(spec, seq, r, prev_hash if prev_hash else None)]
         genuine = good[0] if good else candidates[0]
         for r in candidates:
-            if r is genuine:
-                continue
-            res.findings.append(Finding(spec.table, "inserted", seq, str(r[0]),
-                                        "a second row claims this position"))
+            if r is not genuine:
+                res.findings.append(Finding(spec.table, "inserted", seq, str(r[0]),
+                                            "a second row claims this position"))
         if not good:
             detail = ("content does not match its row_hash" if not _valid(spec, seq, genuine, None)
                       else "link to the previous row was rewritten")
             res.findings.append(Finding(spec.table, "changed", seq, str(genuine[0]), detail))
         prev_hash = str(genuine[n + 4])
-        res.hashes[seq] = prev_hash
-    res.head_seq, res.head_hash = (max(by_seq), prev_hash) if by_seq else (0, "")
+        if seq == anchor_seq:
+            res.anchored_hash = prev_hash
+        expected = seq + 1
+    res.head_seq, res.head_hash = expected - 1, prev_hash
     return res
 
 
@@ -110,13 +117,15 @@ def _valid(spec: ChainSpec, seq: int, row: tuple[Any, ...], expect_prev: str | N
 
 def verify(client: Client, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole report; ``anchor`` maps table -> {"seq", "row_hash"} recorded earlier."""
-    results = [verify_table(client, spec) for spec in SPECS.values()]
+    anchor = anchor or {}
+    results = [verify_table(client, spec, int(anchor[name]["seq"]) if name in anchor else None)
+               for name, spec in SPECS.items()]
     for r in results:
-        a = (anchor or {}).get(r.table)
+        a = anchor.get(r.table)
         if a and int(a["seq"]) > r.head_seq:
             r.findings.append(Finding(r.table, "deleted", int(a["seq"]), "?",
                                       f"the chain ends at {r.head_seq}, the anchor recorded {a['seq']}"))
-        elif a and r.hashes.get(int(a["seq"])) != a["row_hash"]:
+        elif a and int(a["seq"]) > 0 and r.anchored_hash != a["row_hash"]:
             r.findings.append(Finding(r.table, "changed", int(a["seq"]), "?",
                                       "the chain was rewritten up to the anchored position"))
     return {"ok": not any(r.findings for r in results),

@@ -2,7 +2,9 @@
 
 ``scripts/ensure-chromium.sh`` installs the browser when it is missing, so
 ``make test`` works on a fresh machine; Playwright's own browser download is
-never used. Screenshots go to ``test-artifacts/`` (git-ignored).
+never used. Screenshots go to ``test-artifacts/`` (git-ignored). The browser
+is module-scoped: Playwright's sync API keeps an event loop running in the
+main thread while it is open, and later tests may call ``asyncio.run``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def chromium_path() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

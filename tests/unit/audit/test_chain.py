@@ -91,7 +91,9 @@ def test_intact_chain_verifies_and_replays_do_not_fork(store) -> None:
     assert again["ok"] and again["tables"][0]["head_seq"] == 7
 
 
-def test_changed_inserted_and_deleted_rows_are_named(store) -> None:
+@pytest.mark.parametrize("page", [50_000, 2])  # 2: positions are read across many pages
+def test_changed_inserted_and_deleted_rows_are_named(store, page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.audit.verify.PAGE", page)
     sink, client = store
     _write_all(sink, AuditChain())
     ids = {int(s): i for s, i in client.query("SELECT chain_seq, detection_id FROM detections").result_rows}
@@ -113,6 +115,14 @@ def test_changed_inserted_and_deleted_rows_are_named(store) -> None:
         ("operator_actions", "inserted", 0, "forged-1"),
         ("killswitch_commands", "changed", 3, cmd_ids[3]),
     ])
+
+
+def test_consecutive_deleted_rows_are_each_reported(store) -> None:
+    sink, client = store
+    _write_all(sink, AuditChain())
+    ids = {int(s): i for s, i in client.query("SELECT chain_seq, detection_id FROM detections").result_rows}
+    client.command("ALTER TABLE detections DELETE WHERE chain_seq IN (2, 3)", settings={"mutations_sync": 2})
+    assert _findings(verify(client)) == [("detections", "deleted", 2, "?"), ("detections", "deleted", 3, ids[3])]
 
 
 def test_a_forged_row_at_a_taken_position_is_named(store) -> None:
