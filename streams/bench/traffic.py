@@ -96,12 +96,14 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, messages: list[Message],
-                        events_of: list[list[str]] | None = None) -> dict[str, float]:
-    """Send ``messages`` (acks=all) and return {event_id: Kafka timestamp in s} for ``events_of``."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_request_size=16 * 1024 * 1024, max_batch_size=1024 * 1024)
-    await producer.start()
+async def produce(bootstrap: str, topic: str, messages: list[Message], events_of: list[list[str]] | None = None,
+                  producer: AIOKafkaProducer | None = None) -> dict[str, float]:
+    """Send ``messages`` (acks=all) and return {event_id: Kafka timestamp in s} for the ids in ``events_of``."""
+    own = producer is None
+    if producer is None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                    max_request_size=16 * 1024 * 1024, max_batch_size=1024 * 1024)
+        await producer.start()
     stamps: dict[str, float] = {}
     try:
         futures = [await producer.send(topic, value=m.value, key=m.key, partition=m.partition) for m in messages]
@@ -111,5 +113,6 @@ async def produce(bootstrap: str, topic: str, messages: list[Message],
                 for i in ids:
                     stamps[i] = meta.timestamp / 1000.0
     finally:
-        await producer.stop()
+        if own:
+            await producer.stop()
     return stamps
