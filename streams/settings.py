@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=3600.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="monitor heartbeat for the enforcers")
 
+    # on-call: alert lifecycle, routing, HTTP API (docs/oncall.md)
+    api_tokens_file: Path | None = Field(default=None, description="YAML/JSON of sha256(token) -> {name, role}; "
+                                                                   "unset = unauthenticated access from loopback only")
+    alert_routing_file: Path | None = Field(default=None, description="routing tree YAML; unset = no notifications")
+    alert_resolve_after_s: float = Field(default=300.0, gt=0, description="quiet period before an alert clears")
+    alert_keep_firing_for_s: float = Field(default=120.0, ge=0, description="hysteresis after the quiet period")
+    alert_sweep_interval_s: float = Field(default=10.0, gt=0, description="how often quiet groups are checked")
+
     @field_validator("redact_fields", mode="before")
     @classmethod
     def _split_fields(cls, v: Any) -> Any:
