@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from rules.base import Hit
 from rules.health import seq_partials
+from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.detections import Detection, Scope
 from schemas.ids import stable_id
 from schemas.killswitch import KillSwitchCommand
@@ -49,11 +50,11 @@ from streams.killswitch.state import ActiveSet
 from streams.killswitch.topic import read_state
 from streams.pipeline.convert import hit_to_detection
 from streams.pipeline.core import DetectionCore
-from streams.pipeline.decode import Record, decode_batch
+from streams.pipeline.decode import Decoded, Record, decode_batch
 from streams.settings import Settings
 from streams.store import rows
 from streams.redaction import Redactor
-from streams.store.sink import ClickHouseSink, refine_token
+from streams.store.sink import DATA_ERRORS, ClickHouseSink, UnstorableData, refine_token
 from streams.telemetry import LagProbe, Telemetry
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class WorkerRuntime:
             span.set_attribute("overseer.messages", len(records))
 
     async def _handle_events(self, records: list[Record]) -> None:
-        decoded = decode_batch(records, max_message_bytes=self.settings.max_message_bytes)
+        decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
         events = decoded.events
         async with self.lock:
             hits: list[Hit] = self.core.engine.process(events)
@@ -190,8 +191,8 @@ class WorkerRuntime:
         token = batch_token("ev", records)
         if self.redactor:
             self.counters.add("redacted_values", self.redactor.apply(fresh))
-        await self.sink.write("events", rows.event_columns(fresh, now), rows.EVENT_COLUMNS,
-                              token=refine_token(token, fresh) if replayed else token, column_oriented=True)
+        decoded.deadletters += await self._write_events(fresh, now, refine_token(token, fresh) if replayed else token,
+                                                        records)
         await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
                               token=batch_token("dl", records))
         await self._store_detections(detections, token=batch_token("det", records))
@@ -214,6 +215,25 @@ class WorkerRuntime:
         self.telemetry.stored("events", len(events))
         self.telemetry.deadlettered([d.reason for d in decoded.deadletters])
         self.telemetry.detections(len(detections))
+
+    async def _write_events(self, events: list[dict[str, Any]], now: datetime, token: str,
+                            records: list[Record]) -> list[DeadLetter]:
+        """Insert events; those ClickHouse can never store (a number beyond its column's range, JSON
+        nested too deep to serialise) are found by halving the batch and returned as dead letters."""
+        if not events:
+            return []
+        try:
+            columns = rows.event_columns(events, now)
+            await self.sink.write("events", columns, rows.EVENT_COLUMNS, token=token, column_oriented=True,
+                                  data_errors_raise=True)
+            return []
+        except (UnstorableData, *DATA_ERRORS) as exc:
+            if len(events) == 1:
+                return [_unstorable(events[0], exc, records, now)]
+        mid = len(events) // 2
+        left, right = events[:mid], events[mid:]
+        return (await self._write_events(left, now, refine_token(token, left), records)
+                + await self._write_events(right, now, refine_token(token, right), records))
 
     def _record_latency(self, detections: list[Detection], events: list[dict[str, Any]]) -> None:
         """Event-to-detection latency: from the event's Kafka timestamp to the detection being published."""
@@ -415,6 +435,45 @@ class WorkerRuntime:
                 "alerts": self.alerts.stats, "oncall": self.oncall.stats(), "core": self.core.describe(),
                 "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),
                 "policies": dict(getattr(self.core.policies, "stats", {}))}
+
+
+def _unstorable(event: dict[str, Any], exc: BaseException, records: list[Record], now: datetime) -> DeadLetter:
+    topic, partition, offset = event.get("_src") or ("", 0, 0)
+    rec = next((r for r in records if (r.topic, r.partition, r.offset) == (topic, partition, offset)), None)
+    raw = rec.value if rec is not None and rec.value is not None else b""
+    return DeadLetter(reason=DeadLetterReason.schema_violation,
+                      error=f"event {event.get('event_id')} cannot be stored: {type(exc).__name__}: {exc}"[:2000],
+                      source_topic=topic, source_partition=partition, source_offset=offset, index_in_message=None,
+                      original_key_b64=DeadLetter.encode(rec.key) if rec is not None else None,
+                      original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now)
+
+
+def decode_safely(records: list[Record], *, max_message_bytes: int) -> Decoded:
+    """``decode_batch``, but a decoder bug can never crash the worker on a poison message.
+
+    Should the batch decoder raise, the batch is decoded again message by message and each message that
+    still raises becomes a dead letter (``schema_violation``, with the exception) — otherwise the worker
+    would crash, restart, re-read the same message and crash again, forever."""
+    try:
+        return decode_batch(records, max_message_bytes=max_message_bytes)
+    except Exception:  # noqa: BLE001 - isolated per message below
+        log.exception("the batch decoder raised; isolating the message(s) responsible")
+    out = Decoded(messages=len(records))
+    now = datetime.now(UTC)
+    for rec in records:
+        try:
+            one = decode_batch([rec], max_message_bytes=max_message_bytes)
+        except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
+            raw = rec.value or b""
+            out.deadletters.append(DeadLetter(
+                reason=DeadLetterReason.schema_violation, error=f"decoder error {type(exc).__name__}: {exc}"[:2000],
+                source_topic=rec.topic, source_partition=rec.partition, source_offset=rec.offset,
+                index_in_message=None, original_key_b64=DeadLetter.encode(rec.key),
+                original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now))
+            continue
+        out.events += one.events
+        out.deadletters += one.deadletters
+    return out
 
 
 def _offset_spans(records: list[Record]) -> dict[tuple[str, int], tuple[int, int]]:

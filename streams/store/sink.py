@@ -34,12 +34,22 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DataError
 
 from streams.faults import Outage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Spans = dict[tuple[str, int], tuple[int, int]]
+
+
+# raised while clickhouse-connect encodes a block (a number out of the column's range, JSON too deep to
+# serialise): retrying cannot help, the rows themselves are the problem
+DATA_ERRORS = (DataError, TypeError, ValueError, OverflowError, RecursionError)
+
+
+class UnstorableData(Exception):
+    """The rows cannot be stored as they are (see ``DATA_ERRORS``); the caller must split them."""
 
 
 @dataclass
@@ -97,8 +107,10 @@ class ClickHouseSink:
         return await loop.run_in_executor(self._executor, lambda: fn(self._get()))
 
     # -- async API --------------------------------------------------------------
-    async def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the ClickHouse thread until it succeeds, backing off exponentially (never gives up)."""
+    async def _retrying(self, what: str, fn: Callable[[], T], *, data_errors_raise: bool = False) -> T:
+        """Run ``fn`` on the ClickHouse thread until it succeeds, backing off exponentially (never gives up).
+
+        With ``data_errors_raise``, an error in the data itself raises :class:`UnstorableData` at once."""
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -106,6 +118,8 @@ class ClickHouseSink:
                 result = await loop.run_in_executor(self._executor, fn)
                 break
             except Exception as exc:  # ClickHouse down, network, server errors: retry, never drop
+                if data_errors_raise and isinstance(exc, DATA_ERRORS):
+                    raise UnstorableData(f"{type(exc).__name__}: {exc}"[:500]) from exc
                 attempt += 1
                 self.stats.retries += 1
                 self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -123,12 +137,17 @@ class ClickHouseSink:
         return result
 
     async def write(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], *,
-                    token: str | None = None, column_oriented: bool = False) -> None:
+                    token: str | None = None, column_oriented: bool = False, data_errors_raise: bool = False) -> None:
+        """Insert and wait for ClickHouse's acknowledgement, retrying failures forever.
+
+        ``data_errors_raise=True``: rows ClickHouse can never take raise :class:`UnstorableData` instead of
+        being retried (which would stall the pipeline on one poison event); the caller splits the batch."""
         n = len(data[0]) if column_oriented and data else len(data)
         if n == 0:
             return
         await self._retrying(f"insert into {table}",
-                             lambda: self._insert(table, data, columns, token, column_oriented))
+                             lambda: self._insert(table, data, columns, token, column_oriented),
+                             data_errors_raise=data_errors_raise)
         self.stats.inserts += 1
         self.stats.rows[table] = self.stats.rows.get(table, 0) + n
 
