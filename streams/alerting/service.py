@@ -24,8 +24,14 @@ from streams.alerting.notifier import DELIVERY_RULE, Notifier
 from streams.alerting.ops import AlertOp, op_headers
 from streams.alerting.routing import Receiver, RoutingConfig, load_routing
 from streams.alerting.silences import Silence, SilenceSet, new_silence
-from streams.alerting.store import (ACTION_COLUMNS, SILENCE_COLUMNS, action_row, load_silences, query_alerts,
-                                    silence_row)
+from streams.alerting.store import (
+    ACTION_COLUMNS,
+    SILENCE_COLUMNS,
+    action_row,
+    load_silences,
+    query_alerts,
+    silence_row,
+)
 
 log = logging.getLogger(__name__)
 SILENCE_RELOAD_S = 10.0

@@ -49,20 +49,36 @@ def action_row(action_id: str, operator: str, role: str, action: str, target: st
             orjson.dumps(details, default=str).decode()]
 
 
-LATEST_ALERTS = """
-SELECT latest FROM (
-    SELECT alert_id, argMax(payload, updated_at) AS latest, argMax(state, updated_at) AS st,
-           argMax(severity, updated_at) AS sev, max(updated_at) AS upd, any(rule_id) AS rid,
-           any(scope_kind) AS sk, any(scope_value) AS sv
-    FROM alerts WHERE payload != '' GROUP BY alert_id)
-WHERE {where} ORDER BY upd DESC LIMIT {limit:UInt32}
+_COLS = ", ".join(rows.ALERT_COLUMNS)
+LATEST_ALERTS = f"""
+SELECT latest, cols FROM (
+    SELECT alert_id, argMax(payload, updated_at) AS latest, argMax(tuple({_COLS}), updated_at) AS cols,
+           argMax(state, updated_at) AS st, argMax(severity, updated_at) AS sev, max(updated_at) AS upd,
+           any(rule_id) AS rid, any(scope_kind) AS sk, any(scope_value) AS sv
+    FROM alerts GROUP BY alert_id)
+WHERE {{where}} ORDER BY upd DESC LIMIT {{limit:UInt32}}
 """
+
+
+def from_columns(cols: Any) -> Alert:
+    """An alert written without its JSON record (by a writer using only the audit columns)."""
+    d = dict(zip(rows.ALERT_COLUMNS, cols, strict=True))
+    for k in ("first_seen", "last_seen", "updated_at"):
+        d[k] = d[k].replace(tzinfo=UTC) if d[k].tzinfo is None else d[k]
+    d["scope"] = {"kind": d.pop("scope_kind"), "value": d.pop("scope_value")}
+    d["actor"] = d["actor"] or None
+    return Alert.model_validate(d)
+
+
+def decode(latest: str, cols: Any) -> Alert:
+    return Alert.model_validate_json(latest) if latest else from_columns(cols)
 
 
 def query_alerts(client: Any, *, state: list[str] | None = None, severity: list[str] | None = None,
                  rule_id: str | None = None, scope: str | None = None, limit: int = 200) -> list[Alert]:
     """The latest record of each alert, filtered, newest change first."""
-    where, params = ["1"], {"limit": limit}
+    where: list[str] = ["1"]
+    params: dict[str, Any] = {"limit": limit}
     if state:
         where.append("st IN {state:Array(String)}")
         params["state"] = state
@@ -77,7 +93,7 @@ def query_alerts(client: Any, *, state: list[str] | None = None, severity: list[
         where.append("sk = {sk:String} AND sv = {sv:String}")
         params.update(sk=kind, sv=value)
     result = client.query(LATEST_ALERTS.replace("{where}", " AND ".join(where)), parameters=params)
-    return [Alert.model_validate_json(r[0]) for r in result.result_rows]
+    return [decode(r[0], r[1]) for r in result.result_rows]
 
 
 def alert_history(client: Any, alert_id: str) -> list[dict[str, Any]]:

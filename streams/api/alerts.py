@@ -14,10 +14,17 @@ from streams.alerting.book import TransitionError
 from streams.alerting.matchers import Matcher
 from streams.alerting.safety import inhibited_by, is_protected
 from streams.alerting.silences import SilenceRefused
-from streams.alerting.store import alert_history, query_alerts
+from streams.alerting.store import alert_history, decode, query_alerts
 from streams.api.auth import require
 from streams.api.base import body, fail, ok, query_int, query_list
-from streams.api.models import AlertAction, AlertSilence, ResolveAction, SilenceCreate, SilenceExpire
+from streams.api.models import (
+    AlertAction,
+    AlertSilence,
+    ResolveAction,
+    SilenceCreate,
+    SilenceExpire,
+)
+from streams.store.rows import ALERT_COLUMNS as ALERT_AUDIT_COLUMNS
 
 ONCALL_MAX_SILENCE = timedelta(hours=24)
 
@@ -39,9 +46,9 @@ async def find_alert(rt: Any, alert_id: str) -> Alert:
         return alert
 
     def q(c: Any) -> list[Alert]:
-        r = c.query("SELECT argMax(payload, updated_at) FROM alerts WHERE alert_id = {a:String} AND payload != ''",
-                    parameters={"a": alert_id})
-        return [Alert.model_validate_json(x[0]) for x in r.result_rows if x[0]]
+        r = c.query(f"SELECT argMax(payload, updated_at), argMax(tuple({', '.join(ALERT_AUDIT_COLUMNS)}), updated_at) "
+                    "FROM alerts WHERE alert_id = {a:String} GROUP BY alert_id", parameters={"a": alert_id})
+        return [decode(x[0], x[1]) for x in r.result_rows]
 
     found = await rt.sink.run(q)
     if not found:
@@ -50,7 +57,7 @@ async def find_alert(rt: Any, alert_id: str) -> Alert:
     return found[0]
 
 
-def handlers(runtime: Any) -> dict[str, Any]:  # noqa: C901 - one closure per route, kept together
+def handlers(runtime: Any) -> dict[str, Any]:
     async def list_alerts(request: web.Request) -> web.Response:
         require(request, "viewer")
         rt = runtime()
@@ -72,7 +79,7 @@ def handlers(runtime: Any) -> dict[str, Any]:  # noqa: C901 - one closure per ro
     async def _act(request: web.Request, op: str) -> web.Response:
         who = require(request, "oncall")
         rt = runtime()
-        form = await body(request, ResolveAction if op == "resolve" else AlertAction)
+        form: AlertAction | ResolveAction = await body(request, ResolveAction if op == "resolve" else AlertAction)
         alert = await find_alert(rt, request.match_info["alert_id"])
         if alert.state == "resolved":
             return fail(409, f"alert {alert.alert_id} is already resolved")
@@ -147,7 +154,8 @@ def handlers(runtime: Any) -> dict[str, Any]:  # noqa: C901 - one closure per ro
         require(request, "viewer")
         rt = runtime()
         limit = query_int(request, "limit", 100)
-        where, params = ["1"], {"limit": limit}
+        where: list[str] = ["1"]
+        params: dict[str, Any] = {"limit": limit}
         for name in ("rule_id", "deployment_id", "severity", "agent_run_id"):
             if request.query.get(name):
                 where.append(f"{name} = {{{name}:String}}")

@@ -32,7 +32,7 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         return ok({"error": exc.message, **({"details": exc.details} if exc.details else {})}, status=exc.status)
     except web.HTTPException:
         raise
-    except Exception as exc:  # noqa: BLE001 - the caller gets JSON and the log gets the traceback
+    except Exception as exc:
         log.exception("%s %s failed", request.method, request.path)
         return ok({"error": f"internal error: {type(exc).__name__}: {str(exc)[:500]}"}, status=500)
 

@@ -7,7 +7,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.alerts import Alert
-from streams.api.models import AlertAction, AlertSilence, Approve, Release, ResolveAction, SilenceCreate, SilenceExpire
+from streams.api.models import (
+    AlertAction,
+    AlertSilence,
+    Approve,
+    Release,
+    ResolveAction,
+    SilenceCreate,
+    SilenceExpire,
+)
 
 ERR = {"$ref": "#/components/responses/Error"}
 

@@ -36,6 +36,7 @@ def _default_url() -> str:
 URL = typer.Option(None, "--url", help="worker base URL [default: http://127.0.0.1:$OVERSEER_WORKER_WEB_PORT]")
 TOKEN = typer.Option(None, "--token", envvar="OVERSEER_API_TOKEN", help="API token (or OVERSEER_API_TOKEN)")
 JSON = typer.Option(False, "--json", help="print the API's JSON")
+MATCHER = typer.Option([], "--matcher", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~RE, NAME!~RE (repeatable)")
 
 
 def call(method: str, path: str, url: str | None, token: str | None, body: Any = None) -> Any:
@@ -126,7 +127,7 @@ def resolve(alert_id: str, reason: str = typer.Option(..., "--reason", help="why
 
 @alerts_app.command("silence")
 def silence(alert_id: str = typer.Argument(None, help="silence this alert's rule and scope; or give --matcher"),
-            matcher: list[str] = typer.Option([], "--matcher", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~RE, NAME!~RE"),
+            matcher: list[str] = MATCHER,
             owner: str = typer.Option(..., "--owner", help="who owns the silence"),
             reason: str = typer.Option(..., "--reason"),
             duration: str = typer.Option("1h", "--duration", help="e.g. 30m, 2h (over 24h needs admin)"),

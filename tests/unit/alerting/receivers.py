@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -26,14 +26,14 @@ class Receiver:
         self.accepted.append(body)
         return web.json_response({"status": "success"}, status=202)
 
-    async def __aenter__(self) -> Receiver:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/hook"
         return self
 

@@ -25,7 +25,7 @@ def _alerts():
 
 
 def test_a_silence_mutes_matching_alerts_until_it_expires() -> None:
-    noisy, frontier, critical = _alerts()
+    noisy, frontier, _ = _alerts()
     s = new_silence([parse_matcher("rule_id=agent_noisy"), parse_matcher("scope=deployment=dep-1")], "alice",
                     "known flaky canary", "alice", LATER, T0, [noisy, frontier])
     silences = SilenceSet()
@@ -52,7 +52,7 @@ def test_a_silence_that_would_match_an_open_safety_alert_is_refused() -> None:
 
 
 def test_an_accepted_silence_still_never_applies_to_a_protected_alert() -> None:
-    noisy, frontier, critical = _alerts()
+    noisy, _, critical = _alerts()
     s = new_silence([parse_matcher("rule_id=agent_noisy")], "alice", "noise", "alice", LATER, T0, [noisy])
     silences = SilenceSet()
     silences.put(s)
