@@ -71,6 +71,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                        help="idempotency key -> command id of every kill-switch command issued")
     alert_state = app.Table("alert-state", partitions=settings.topic_partitions,
                             help="alert group key -> current alert")
+    checkpoints = app.Table("detect-state", partitions=settings.topic_partitions,
+                            help="per-partition snapshots of rules, metrics, sequence and policy state")
     holder: dict[str, WorkerRuntime] = {}
 
     async def started() -> WorkerRuntime:
@@ -81,7 +83,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     def runtime() -> WorkerRuntime:
         rt = holder.get("rt")
         if rt is None:
-            rt = runtime_factory(app, issued=issued, alert_state=alert_state)
+            rt = runtime_factory(app, issued=issued, alert_state=alert_state, checkpoints=checkpoints,
+                                 checkpoint_topic=checkpoints.changelog_topic.get_topic_name())
             holder["rt"] = rt
         return rt
 
@@ -107,12 +110,12 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.2):
-            await (await started()).handle_partials([e.message.value for e in batch])
+            await (await started()).handle_partials([(e.message.partition, e.message.value) for e in batch])
 
     @app.agent(health, name="producer_health")
     async def producer_health(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.2):
-            await (await started()).handle_seq_partials([e.message.value for e in batch])
+            await (await started()).handle_seq_partials([(e.message.partition, e.message.value) for e in batch])
 
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:
@@ -126,6 +129,12 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     async def killswitch_mirror(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await (await started()).handle_command(event.message.value)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        rt = holder.get("rt")
+        if rt is not None:
+            rt.forget([(tp.topic, tp.partition) for tp in revoked])
 
     @app.on_before_shutdown.connect
     async def close_runtime(app: faust.App, **kwargs: Any) -> None:

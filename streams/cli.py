@@ -6,7 +6,6 @@ import typer
 
 from streams.commands.bench import bench
 from streams.commands.alerts import alerts_app
-from streams.commands.alerts import alerts_app
 from streams.commands.audit import audit_app
 from streams.commands.backtest import backtest
 from streams.commands.demo import demo
@@ -28,7 +27,6 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
 app.add_typer(killswitch_app, name="killswitch")
-app.add_typer(alerts_app, name="alerts")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(ingest_app, name="ingest")
 app.command("send")(send)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ from streams.killswitch.topic import read_state
 from streams.pipeline.convert import hit_to_detection
 from streams.pipeline.core import DetectionCore
 from streams.pipeline.decode import Decoded, Record, decode_batch
+from streams.pipeline.state import PartitionedState
 from streams.settings import Settings
 from streams.store import rows
 from streams.redaction import Redactor
@@ -74,7 +75,8 @@ class Counters(dict[str, int]):
 class WorkerRuntime:
     def __init__(self, settings: Settings, bootstrap: str, core: DetectionCore, sink: ClickHouseSink, *,
                  issued: MutableMapping[str, Any] | None = None,
-                 alert_state: MutableMapping[str, Any] | None = None, telemetry: Telemetry | None = None) -> None:
+                 alert_state: MutableMapping[str, Any] | None = None, telemetry: Telemetry | None = None,
+                 checkpoints: Mapping[str, Any] | None = None, checkpoint_topic: str | None = None) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.core = core
@@ -91,6 +93,13 @@ class WorkerRuntime:
         self._start_task: asyncio.Future[None] | None = None
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
+        # per-source-partition detection state, checkpointed (see streams/pipeline/state.py)
+        cps: Mapping[str, Any] = checkpoints if checkpoints is not None else {}
+        self.checkpoint_topic = checkpoint_topic
+        self.rules_state = PartitionedState("rules", core.new_engine, cps)
+        self.metrics_state = PartitionedState("metrics", core.new_metrics, cps)
+        self.health_state = PartitionedState("health", core.new_health, cps)
+        self.policy_state = PartitionedState("policy", core.new_policies, cps)
         self.faults = Faults(settings.fault_crash_at)
         self.telemetry = telemetry or Telemetry(otlp_endpoint=settings.otlp_endpoint)
         self.lock = asyncio.Lock()
@@ -144,6 +153,29 @@ class WorkerRuntime:
         self._heartbeat.start()
         await self.oncall.start()
 
+    async def checkpoint(self, *states: PartitionedState[Any]) -> None:
+        """Write changed per-partition state to the checkpoint table's changelog and await the acks."""
+        if self.checkpoint_topic is None:
+            for state in states:
+                state.dirty.clear()
+            return
+        items = [item for state in states for item in state.drain()]
+        if not items:
+            return
+        producer = await self.producer()
+        futures = [await producer.send(self.checkpoint_topic, key=orjson.dumps(key), value=orjson.dumps(blob),
+                                       partition=partition) for partition, key, blob in items]
+        await asyncio.gather(*futures)
+        self.counters.add("checkpoints", len(items))
+
+    def forget(self, revoked: list[tuple[str, int]]) -> None:
+        """A rebalance took these partitions away: drop their state (the new owner restores it)."""
+        states = {self.topics["events"]: self.rules_state, self.topics["metrics"]: self.metrics_state,
+                  self.topics["health"]: self.health_state, self.topics["detections"]: self.policy_state}
+        for topic, partition in revoked:
+            if topic in states:
+                states[topic].forget({partition})
+
     async def close(self) -> None:
         if self._lag_probe is not None:
             await self._lag_probe.close()
@@ -176,13 +208,19 @@ class WorkerRuntime:
         decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
         events = decoded.events
         async with self.lock:
-            hits: list[Hit] = self.core.engine.process(events)
+            by_partition: dict[int, list[dict[str, Any]]] = {}
+            for e in events:
+                by_partition.setdefault(e["_src"][1], []).append(e)
             seq_parts, _ = seq_partials(events)
             if events:
                 self.max_event_ts = max(self.max_event_ts, max(e["_ts"] for e in events))
                 self.last_event_wall = time.time()
             watermark = self.watermark()
-            hits += self.core.engine.advance(watermark)
+            hits: list[Hit] = []
+            for partition, part_events in by_partition.items():
+                engine = self.rules_state.touch(partition)
+                hits += engine.process(part_events)
+                hits += engine.advance(watermark)
             partials = self.core.metrics.partials(events)
         now = datetime.now(UTC)
         detections = [hit_to_detection(h, now) for h in hits]
@@ -203,6 +241,7 @@ class WorkerRuntime:
             self.publish(self.topics["metrics"], [(p.route_key.encode(), p.to_bytes()) for p in partials]),
             self.publish(self.topics["health"], [(str(p["producer_id"]).encode(), orjson.dumps(p)) for p in seq_parts]),
             self._publish_detections(detections),
+            self.checkpoint(self.rules_state),
         )
         self.faults.point("before_ack")
         self._record_latency(detections, events)
@@ -267,15 +306,48 @@ class WorkerRuntime:
         """Timer: let event time pass (absences, window closes) even when no event arrives."""
         async with self.lock:
             watermark = self.watermark()
-            hits = self.core.engine.advance(watermark)
+            hits: list[Hit] = []
+            for partition, engine in self.rules_state:
+                fired = engine.advance(watermark)
+                if fired:
+                    self.rules_state.dirty.add(partition)
+                    hits += fired
             if self.max_seq_ts:
-                hits += self.core.health.advance(max(self.max_seq_ts, time.time() - self.settings.allowed_lateness_s)
-                                                 - self.settings.allowed_lateness_s)
+                seq_wm = max(self.max_seq_ts, time.time() - self.settings.allowed_lateness_s) \
+                    - self.settings.allowed_lateness_s
+                for partition, tracker in self.health_state:
+                    fired = tracker.advance(seq_wm)
+                    if fired:
+                        self.health_state.dirty.add(partition)
+                        hits += fired
         if hits:
             detections = [hit_to_detection(h) for h in hits]
             await self._store_detections(detections, token=None)
             await self._publish_detections(detections)
             self.counters.add("detections", len(detections))
+        await self.checkpoint(self.rules_state, self.health_state)
+        await self._advance_idle_metrics()
+
+    async def _advance_idle_metrics(self) -> None:
+        """When partials stop arriving, wall-clock time closes the last buckets of the detectors."""
+        lateness = self.settings.allowed_lateness_s
+        if not self.max_partial_ts or time.time() - self.last_event_wall <= lateness:
+            return
+        watermark = max(self.max_partial_ts, time.time() - lateness) - lateness
+        hits: list[Hit] = []
+        async with self.lock:
+            for partition, runtime in self.metrics_state:
+                fired = runtime.advance(watermark)
+                if fired:
+                    self.metrics_state.dirty.add(partition)
+                    hits += fired
+        if hits:
+            detections = [hit_to_detection(h) for h in hits]
+            await self._store_detections(detections, token=None)
+            await self._publish_detections(detections)
+            self.counters.add("detections", len(detections))
+            self.counters.add("detector_hits", len(detections))
+        await self.checkpoint(self.metrics_state)
 
     # -- monitor health -----------------------------------------------------------
     async def check_sink_health(self) -> None:
@@ -316,52 +388,73 @@ class WorkerRuntime:
             self.telemetry.consumer_lag(topic, partition, lag)
 
     # -- partial aggregates -> detector hits ------------------------------------
-    async def handle_partials(self, values: list[bytes]) -> None:
+    async def handle_partials(self, items: list[tuple[int, bytes]]) -> None:
+        """Partials arrive repartitioned by metric key: each partition's runtime owns its keys."""
         from rules.metrics import Partial
 
-        partials = [Partial.from_bytes(v) for v in values]
+        by_partition: dict[int, list[Partial]] = {}
+        for partition, value in items:
+            try:
+                p = Partial.from_bytes(value)
+            except ValueError:
+                self.counters.add("malformed_partials")  # counted, never fatal for the batch
+                continue
+            by_partition.setdefault(partition, []).append(p)
+            self.max_partial_ts = max(self.max_partial_ts, p.max_ts)
+        hits: list[Hit] = []
         async with self.lock:
-            self.core.metrics.merge(partials)
-            for p in partials:
-                self.max_partial_ts = max(self.max_partial_ts, p.max_ts)
-            hits = self.core.metrics.advance(self.max_partial_ts - self.settings.allowed_lateness_s)
+            for partition, partials in by_partition.items():
+                runtime = self.metrics_state.touch(partition)
+                runtime.merge(partials)
+                hits += runtime.advance(self.max_partial_ts - self.settings.allowed_lateness_s)
         if hits:
             detections = [hit_to_detection(h) for h in hits]
             await self._store_detections(detections, token=None)
             await self._publish_detections(detections)
             self.counters.add("detections", len(detections))
             self.counters.add("detector_hits", len(detections))
+        await self.checkpoint(self.metrics_state)
 
     # -- producer sequence summaries -> loss detection ---------------------------
-    async def handle_seq_partials(self, values: list[bytes]) -> None:
+    async def handle_seq_partials(self, items: list[tuple[int, bytes]]) -> None:
         """Partials are keyed by producer_id, so one tracker sees each producer's whole sequence."""
-        parts = [orjson.loads(v) for v in values]
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for partition, value in items:
+            part = orjson.loads(value)
+            by_partition.setdefault(partition, []).append(part)
+            self.max_seq_ts = max(self.max_seq_ts, float(part["max_ts"]))
+        hits: list[Hit] = []
         async with self.lock:
-            hits = self.core.health.observe_partials(parts)
-            for p in parts:
-                self.max_seq_ts = max(self.max_seq_ts, float(p["max_ts"]))
-            hits += self.core.health.advance(self.max_seq_ts - self.settings.allowed_lateness_s)
+            for partition, parts in by_partition.items():
+                tracker = self.health_state.touch(partition)
+                hits += tracker.observe_partials(parts)
+                hits += tracker.advance(self.max_seq_ts - self.settings.allowed_lateness_s)
         if hits:
             detections = [hit_to_detection(h) for h in hits]
             await self._store_detections(detections, token=None)
             await self._publish_detections(detections)
             self.counters.add("detections", len(detections))
             self.counters.add("producer_gaps", len(detections))
+        await self.checkpoint(self.health_state)
 
     # -- detections -> alerts and kill-switch commands --------------------------
     async def handle_detection(self, value: bytes, partition: int = 0) -> None:
         det = Detection.model_validate_json(value)
+        policies = self.policy_state.touch(partition)
         now = datetime.now(UTC)
         alert = self.alerts.on_detection(det, now, partition=partition)
         if alert is not None:
             await self._emit_alerts([alert])
+        else:  # folded into an open alert, shadow mode or below the minimum severity: counted, never silent
+            self.telemetry.suppressed(1, "folded_or_filtered")
         for scope_kind, scope_value in ((("deployment", det.deployment_id), ("model", det.model),
                                         ("tenant", det.tenant_id))):
             if scope_value:
-                self.core.policies.observe_scope(scope_kind, scope_value, det.ts.timestamp())
-        decisions = self.core.policies.on_detection(det.model_dump(mode="json"), now.timestamp())
+                policies.observe_scope(scope_kind, scope_value, det.ts.timestamp())
+        decisions = policies.on_detection(det.model_dump(mode="json"), now.timestamp())
         for decision in decisions:
             await self._act(decision, det, now)
+        await self.checkpoint(self.policy_state)
 
     async def _act(self, decision: Any, det: Detection, now: datetime) -> None:
         if decision.outcome == "needs_confirmation":
@@ -378,6 +471,7 @@ class WorkerRuntime:
             return
         if decision.idempotency_key in self.issued or self.active.seen_key(decision.idempotency_key):
             self.counters.add("killswitch_replays_suppressed")
+            self.telemetry.suppressed(1, "killswitch_replay")
             return
         cmd = build_command(decision, self.signer, now, issuer=f"policy:{decision.policy_id}")
         if self.active.would_downgrade(cmd, now.timestamp()):
@@ -434,8 +528,21 @@ class WorkerRuntime:
                 "consumer_lag": self.telemetry.lag_by_partition(),
                 "watermark": self.watermark(), "detection_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
                 "alerts": self.alerts.stats, "oncall": self.oncall.stats(), "core": self.core.describe(),
-                "rules_engine": dict(self.core.engine.stats), "metrics": dict(self.core.metrics.stats),
-                "policies": dict(getattr(self.core.policies, "stats", {}))}
+                "rules_engine": _sum_stats(e.stats for _, e in self.rules_state),
+                "metrics": _sum_stats(m.stats for _, m in self.metrics_state),
+                "policies": _sum_stats(p.stats for _, p in self.policy_state),
+                "state": {s.name: {"partitions": sorted(s.instances), "restored": s.restored,
+                                   "restore_failures": s.restore_failures}
+                          for s in (self.rules_state, self.metrics_state, self.health_state, self.policy_state)}}
+
+
+def _sum_stats(stats: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for one in stats:
+        for k, v in dict(one).items():
+            if isinstance(v, (int, float)):
+                total[k] = total.get(k, 0) + v
+    return total
 
 
 def _unstorable(event: dict[str, Any], exc: BaseException, records: list[Record], now: datetime) -> DeadLetter:
