@@ -468,6 +468,7 @@ class WorkerRuntime:
             return
         if decision.outcome != "command":
             self.counters.add(f"policy_{decision.outcome}")
+            self.telemetry.suppressed(1, f"policy_{decision.outcome}")
             return
         if decision.idempotency_key in self.issued or self.active.seen_key(decision.idempotency_key):
             self.counters.add("killswitch_replays_suppressed")

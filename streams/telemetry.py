@@ -1,13 +1,16 @@
 """OpenTelemetry traces and metrics for the worker, through the SDK.
 
-Nothing is exported unless ``OVERSEER_OTLP_ENDPOINT`` is set (then OTLP over
-HTTP); tests pass in-memory readers/exporters instead. One span per batch,
+Nothing is exported unless ``OVERSEER_OTLP_ENDPOINT`` (or the standard
+``OTEL_EXPORTER_OTLP_ENDPOINT``) is set (then OTLP/HTTP protobuf to ``/v1/traces``
+and ``/v1/metrics``); tests pass in-memory readers/exporters instead. One span per batch,
 carrying the source offsets it covers; counters for everything that enters,
 is stored, dead-lettered, detected, commanded or suppressed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +27,8 @@ class Telemetry:
                  metric_readers: list[MetricReader] | None = None,
                  span_processors: list[SpanProcessor] | None = None) -> None:
         resource = Resource.create({"service.name": service_name})
+        # the standard variable works too (compose and the chart set it), read when the worker starts
+        otlp_endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
         readers = list(metric_readers or [])
         processors = list(span_processors or [])
         if otlp_endpoint:
@@ -142,13 +147,27 @@ class LagProbe:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - first look at a new topic
             parts = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(self.group_id, partitions=parts)
+        committed = await self._committed(admin, parts)
         lag: dict[tuple[str, int], int] = {}
         for tp in parts:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - done)
         return lag
+
+    async def _committed(self, admin: Any, parts: list[Any]) -> dict[Any, Any]:
+        """The group's committed offsets; a coordinator still loading (a fresh cluster, a failover)
+        is waited for briefly — the error is retriable by Kafka's own definition."""
+        from aiokafka.errors import KafkaError
+
+        for attempt in range(10):
+            try:
+                return dict(await admin.list_consumer_group_offsets(self.group_id, partitions=parts))
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False) or attempt == 9:
+                    raise
+                await asyncio.sleep(0.3 * (attempt + 1))
+        return {}
 
     async def close(self) -> None:
         for c in (self._consumer, self._admin):
