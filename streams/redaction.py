@@ -8,7 +8,9 @@ text against what was seen without the text being stored. Rules and
 detectors run *before* redaction, on the event as received.
 
 Fields that are not plain strings (``attributes.*`` keys) are matched inside
-the ``attributes`` map.
+the ``attributes`` map. Detections quote event fields in their output and
+evidence; :meth:`Redactor.scrub` replaces the batch's redacted values there too,
+so the text reaches neither the detections table nor the detections topic.
 
 >>> r = Redactor(["content"])
 >>> e = {"content": "my secret prompt", "content_hash": None}
@@ -60,3 +62,39 @@ class Redactor:
                         e["attributes"] = {**attrs, **{k: MARKER for k in hit}}
                         n += len(hit)
         return n
+
+    def originals(self, events: list[dict[str, Any]]) -> list[str]:
+        """The values this batch's redaction removes (before :meth:`apply`), longest first."""
+        found: set[str] = set()
+        for e in events:
+            for name in self._top:
+                value = e.get(name)
+                if isinstance(value, str) and len(value) >= 4 and value != MARKER:
+                    found.add(value)
+            attrs = e.get("attributes") or {}
+            for key in self._attrs:
+                value = attrs.get(key)
+                if isinstance(value, str) and len(value) >= 4 and value != MARKER:
+                    found.add(value)
+        return sorted(found, key=len, reverse=True)
+
+    def scrub(self, obj: Any, secrets: list[str]) -> Any:
+        """``obj`` with every occurrence of ``secrets`` in its strings replaced by the marker."""
+        if not secrets:
+            return obj
+        if isinstance(obj, str):
+            for secret in secrets:
+                if secret in obj:
+                    obj = obj.replace(secret, MARKER)
+            return obj
+        if isinstance(obj, dict):
+            return {k: self.scrub(v, secrets) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self.scrub(v, secrets) for v in obj)
+        return obj
+
+    def scrub_detections(self, detections: list[Any], secrets: list[str]) -> list[Any]:
+        if not secrets:
+            return detections
+        return [d.model_copy(update={"output": self.scrub(d.output, secrets), "title": self.scrub(d.title, secrets),
+                                     "evidence": self.scrub(d.evidence, secrets)}) for d in detections]
