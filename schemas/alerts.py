@@ -46,4 +46,6 @@ class Alert(BaseModel):
     clearing_since: datetime | None = Field(
         default=None, description="quiet since then; resolves after keep_firing_for unless a detection returns")
     flaps: int = Field(default=0, ge=0, description="detections that returned while clearing (hysteresis held)")
+    changed_at: datetime | None = Field(
+        default=None, description="last change of state or severity, what notifications are about (not folds)")
     partition: int | None = Field(default=None, description="Kafka partition owning the group (internal)")

@@ -228,9 +228,7 @@ class WorkerRuntime:
         fresh, replayed = await self.sink.unstored_events(events, _offset_spans(records))
         token = batch_token("ev", records)
         if self.redactor:
-            secrets = self.redactor.originals(events)
             self.counters.add("redacted_values", self.redactor.apply(fresh))
-            detections = self.redactor.scrub_detections(detections, secrets)
         decoded.deadletters += await self._write_events(fresh, now, refine_token(token, fresh) if replayed else token,
                                                         records)
         await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
@@ -375,7 +373,7 @@ class WorkerRuntime:
         self.telemetry.monitor_alert("clickhouse_unavailable")
         log.error("monitor health: %s — %s", alert.title, alert.summary)
         await self.publish(self.topics["alerts"], [(alert.group_key.encode(), alert.model_dump_json().encode())])
-        self.oncall.observe([alert])  # routed to receivers like any alert (ClickHouse is not needed for that)
+        await self.oncall.observe([alert])  # routed like any alert (no partition: ClickHouse is not needed)
         task = asyncio.ensure_future(self.sink.write("alerts", oncall_alert_rows([alert]), ONCALL_ALERT_COLUMNS))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -496,7 +494,7 @@ class WorkerRuntime:
         await self.publish(self.topics["alerts"], [(a.group_key.encode(), a.model_dump_json().encode())
                                                    for a in alerts])
         self.counters.add("alerts", len(alerts))
-        self.oncall.observe(alerts)
+        await self.oncall.observe(alerts)
 
     async def handle_alert_op(self, value: bytes, partition: int = 0) -> None:
         """An operator's ack/resolve or the quiet-period sweep, applied by the partition's owner."""

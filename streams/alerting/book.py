@@ -104,7 +104,7 @@ class AlertBook:
                 alert_id=stable_id("alert", group_key, det.detection_id), group_key=group_key,
                 state=AlertState.firing, severity=det.severity, rule_id=det.rule_id, title=det.title,
                 scope=det.scope, tags=det.tags, summary=det.output, detection_ids=[det.detection_id], count=1,
-                first_seen=det.ts, last_seen=det.ts, updated_at=now, last_detection_at=now,
+                first_seen=det.ts, last_seen=det.ts, updated_at=now, last_detection_at=now, changed_at=now,
                 safety_class=is_safety_class(det.severity, det.tags), runbook_url=det.runbook_url,
                 partition=partition,
             )
@@ -123,6 +123,7 @@ class AlertBook:
             self.transitions["flaps_held"] += 1
         if SEVERITY_RANK[det.severity] > SEVERITY_RANK[alert.severity]:
             alert.severity = det.severity
+            alert.changed_at = now
             if alert.state == AlertState.acknowledged and det.severity == "critical":
                 alert.state = AlertState.firing  # escalated past the ack: page again
                 self.transitions["refired"] += 1
@@ -142,6 +143,7 @@ class AlertBook:
             return alert
         alert.state = AlertState.acknowledged
         alert.acknowledged_by, alert.acknowledged_at, alert.actor, alert.updated_at = actor, now, actor, now
+        alert.changed_at = now
         self.transitions["acknowledged"] += 1
         return self._save(alert)
 
@@ -150,7 +152,7 @@ class AlertBook:
         if alert.state == AlertState.resolved:
             return alert
         alert.state = AlertState.resolved
-        alert.resolved_at, alert.updated_at, alert.actor = now, now, actor
+        alert.resolved_at, alert.updated_at, alert.actor, alert.changed_at = now, now, actor, now
         alert.resolution = "manual" if actor else "auto"
         alert.clearing_since = None
         self.transitions["resolved_manual" if actor else "resolved_auto"] += 1
@@ -201,7 +203,7 @@ class AlertBook:
         alert = Alert(alert_id=stable_id("alert", group_key, now.isoformat()), group_key=group_key,
                       state=AlertState.firing, severity=severity, rule_id=rule_id, title=title, scope=scope,
                       tags=tags, summary=summary, count=1, first_seen=now, last_seen=now, updated_at=now,
-                      last_detection_at=now, safety_class=is_safety_class(severity, tags))
+                      last_detection_at=now, changed_at=now, safety_class=is_safety_class(severity, tags))
         if save:
             self.state[group_key] = alert.model_dump(mode="json")
         self.stats["opened"] += 1

@@ -1,6 +1,8 @@
 """From alert changes to notifications: suppression, grouping, timing, escalation, failures.
 
-`observe` takes every alert change. Silenced and inhibited changes are
+`observe` takes every alert change; only a new alert, a new state or a new
+severity makes its group due (more detections folding in do not page again).
+Silenced and inhibited changes are
 counted and kept off the receivers (protected alerts ignore both, and that
 is counted too). Routed changes join a notification group per
 (route, group labels); `flush` sends a group ``group_wait`` after it opened,
@@ -86,10 +88,38 @@ class Notifier:
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = Group(route=route, key=key, created=now)
+            prev = group.alerts.get(alert.alert_id)
             group.alerts[alert.alert_id] = alert
-            group.dirty = True
+            if prev is None or prev.state != alert.state or prev.severity != alert.severity:
+                group.dirty = True  # a fold (count, evidence) alone does not page again
         self._add("routed")
         return "routed"
+
+    def resume(self, alerts: list[Alert], delivered_at: dict[str, float], now: float) -> int:
+        """Rebuild notification state after a restart or a rebalance, from what was delivered.
+
+        ``delivered_at`` is the last successful delivery per alert id (from
+        ``alert_deliveries``). A group whose alerts were all delivered after
+        their last change of state or severity is marked sent (escalation counts from the delivery);
+        any other is sent again after ``group_wait`` — at least once, never lost.
+        Returns how many alerts will be notified again.
+        """
+        again = 0
+        for alert in alerts:
+            if self.observe(alert, now) != "routed":
+                continue
+            self._add("resumed")
+            delivered = delivered_at.get(alert.alert_id)
+            if delivered is None or delivered < _changed(alert):
+                again += 1
+        for g in self.groups.values():
+            stamps = [delivered_at.get(i) for i in g.alerts]
+            if g.last_sent is None and all(t is not None and t >= _changed(g.alerts[i])
+                                           for i, t in zip(g.alerts, stamps, strict=True)):
+                g.last_sent, g.dirty = max(t for t in stamps if t is not None), False
+                g.notified_at.update({i: t for i, t in zip(g.alerts, stamps, strict=True) if t is not None})
+        self._add("resumed_renotify", again)
+        return again
 
     # -- timing -------------------------------------------------------------------
     async def flush(self, now: float) -> int:
@@ -185,3 +215,8 @@ class Notifier:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _changed(alert: Alert) -> float:
+    """When the alert last changed in a way a notification reports (older records: any change)."""
+    return (alert.changed_at or alert.updated_at).timestamp()

@@ -28,6 +28,7 @@ from streams.alerting.store import (
     ACTION_COLUMNS,
     SILENCE_COLUMNS,
     action_row,
+    last_deliveries,
     load_silences,
     query_alerts,
     silence_row,
@@ -51,6 +52,7 @@ class OnCall:
         self._delivery_alerts: dict[str, Alert] = {}
         self._last_sweep = 0.0
         self._last_reload = 0.0
+        self._resumed: set[int] = set()
 
     def _add(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -62,7 +64,10 @@ class OnCall:
         await self.notifier.close()
 
     # -- alert changes -------------------------------------------------------------
-    def observe(self, alerts: list[Alert]) -> None:
+    async def observe(self, alerts: list[Alert]) -> None:
+        """Route alert changes; a partition's notification state is resumed before its first change."""
+        for p in {a.partition for a in alerts if a.partition is not None} - self._resumed:
+            await self._resume(p)
         now = time.time()
         for a in alerts:
             self._add(f"changes_{self.notifier.observe(a, now)}")
@@ -72,6 +77,8 @@ class OnCall:
         op = AlertOp.model_validate_json(value)
         now = datetime.now(UTC)
         if op.op == "sweep":
+            if partition is not None and partition not in self._resumed:  # the table is recovered by now
+                await self._resume(partition)
             changed = self.book.sweep(now, partition=partition)
             if changed:
                 await self.rt.emit_alerts(changed)
@@ -91,6 +98,20 @@ class OnCall:
         await self.rt.emit_alerts([alert])
         if waiter is not None and not waiter.done():
             waiter.set_result(alert)
+
+    async def _resume(self, partition: int) -> None:
+        """Pick up the notification state of this partition's open alerts (see `Notifier.resume`).
+
+        Runs once per partition after start (or assignment), before the
+        partition's first alert change is routed, so a restart neither loses
+        an undelivered notification nor repeats a delivered one.
+        """
+        self._resumed.add(partition)
+        alerts = [a for a in self.book.open_alerts() if a.partition == partition]
+        if not alerts or self.routing is None:
+            return
+        delivered = await self.rt.sink.run(lambda c: last_deliveries(c, [a.alert_id for a in alerts]))
+        self.notifier.resume(alerts, delivered, time.time())
 
     # -- operator requests (HTTP API) ------------------------------------------------
     async def request(self, op: str, alert: Alert, actor: str, role: str, reason: str,

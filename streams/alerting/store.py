@@ -100,3 +100,10 @@ def alert_history(client: Any, alert_id: str) -> list[dict[str, Any]]:
     result = client.query("SELECT updated_at, state, severity, count, actor FROM alerts "
                           "WHERE alert_id = {a:String} ORDER BY updated_at", parameters={"a": alert_id})
     return [dict(zip(("ts", "state", "severity", "count", "actor"), r, strict=True)) for r in result.result_rows]
+
+
+def last_deliveries(client: Any, alert_ids: list[str]) -> dict[str, float]:
+    """The last successful delivery (epoch seconds) of each alert's notifications."""
+    result = client.query("SELECT a, max(ts) FROM alert_deliveries ARRAY JOIN alert_ids AS a "
+                          "WHERE status = 'ok' AND a IN {ids:Array(String)} GROUP BY a", parameters={"ids": alert_ids})
+    return {r[0]: (r[1] if r[1].tzinfo else r[1].replace(tzinfo=UTC)).timestamp() for r in result.result_rows}

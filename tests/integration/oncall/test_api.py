@@ -20,8 +20,17 @@ from openapi_spec_validator import validate
 from schemas.detections import Scope
 from streams.killswitch.commands import build_manual_issue
 from streams.killswitch.signing import load_or_create_signing_key
-from tests.integration.oncall.harness import (TOKENS, OnCallWorker, ThreadedReceiver, destructive, exfiltration,
-                                              now_minus, publish_raw, send, write_config)
+from tests.integration.oncall.harness import (
+    TOKENS,
+    OnCallWorker,
+    ThreadedReceiver,
+    destructive,
+    exfiltration,
+    now_minus,
+    publish_raw,
+    send,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +182,11 @@ def test_alert_lifecycle_routing_release_and_restart(worker: OnCallWorker, recei
     status, body = worker.request("POST", f"/api/v1/alerts/{crit['alert_id']}/resolve",
                                   {"reason": "contained and reviewed"}, token="oncall2")
     assert status == 200 and body["alert"]["state"] == "resolved" and body["alert"]["actor"] == "bob"
+    pages = receiver.wait_for("pager", lambda b: any(e["dedup_key"] == crit["alert_id"] and
+                                                     e["event_action"] == "resolve" for e in b))
+    # the acknowledgement was delivered once: neither the restart nor the later detection re-sent it
+    assert [e["event_action"] for e in pages if e["dedup_key"] == crit["alert_id"]] == [
+        "trigger", "acknowledge", "resolve"]
 
 
 def _cli(w: OnCallWorker, *args: str, token: str = "oncall") -> tuple[int, Any]:

@@ -142,15 +142,21 @@ def test_group_wait_interval_and_repeat() -> None:
             await h.flush(NOW + 10)
             assert [x["reason"] for x in hook.accepted] == ["new"]
             assert hook.accepted[0]["alerts"][0]["count"] == 2  # one notification for both detections
-            c = book.on_detection(det(3), T0)
-            assert c
-            h.n.observe(c, NOW + 20)
+            acked = book.acknowledge(a.group_key, "alice", T0)
+            h.n.observe(acked, NOW + 20)
             await h.flush(NOW + 30)
             assert len(hook.accepted) == 1  # within group_interval
             await h.flush(NOW + 70)
+            folded = book.on_detection(det(3), T0)
+            assert folded and folded.count == 3
+            h.n.observe(folded, NOW + 80)
+            await h.flush(NOW + 200)
+            assert len(hook.accepted) == 2  # one more detection folding in does not notify again
             await h.flush(NOW + 369)
             await h.flush(NOW + 370)
             assert [x["reason"] for x in hook.accepted] == ["new", "update", "repeat"]
+            assert hook.accepted[2]["alerts"][0]["count"] == 3  # the repeat carries the latest record
+            assert hook.accepted[1]["alerts"][0]["state"] == "acknowledged"
 
     asyncio.run(main())
 
@@ -205,5 +211,26 @@ def test_silenced_and_inhibited_changes_are_counted_never_sent_protected_ones_al
                                                     for m in hook.accepted for a in m["alerts"])
             assert h.n.counters["suppressed_silenced"] == 1 and h.n.counters["suppressed_inhibited"] == 1
             assert h.n.counters["silence_ignored_protected"] == 1
+
+    asyncio.run(main())
+
+
+def test_resume_after_restart_resends_only_what_was_not_delivered_after_its_last_change() -> None:
+    async def main() -> None:
+        async with Receiver() as hook:
+            cfg = _config({"hook": hook.url}, escalation=[{"after": "5m", "receiver": "slack"}])
+            h = Harness(cfg)
+            book = AlertBook({})
+            delivered = book.on_detection(det(1, rule="a", severity="critical"), T0)
+            changed = book.on_detection(det(2, rule="b"), T0)
+            assert delivered and changed
+            later = {delivered.alert_id: delivered.updated_at.timestamp() + 1,
+                     changed.alert_id: changed.updated_at.timestamp() - 1}  # b changed after its last delivery
+            assert h.n.resume([delivered, changed], later, NOW) == 1
+            await h.flush(NOW)
+            assert [[a["rule_id"] for a in m["alerts"]] for m in hook.accepted] == [["b"]]
+            # escalation keeps counting from the delivery before the restart, not from the restart
+            assert h.n.groups[next(k for k in h.n.groups if "rule_id=a" in k)].notified_at == {
+                delivered.alert_id: later[delivered.alert_id]}
 
     asyncio.run(main())
