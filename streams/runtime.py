@@ -228,7 +228,9 @@ class WorkerRuntime:
         fresh, replayed = await self.sink.unstored_events(events, _offset_spans(records))
         token = batch_token("ev", records)
         if self.redactor:
+            secrets = self.redactor.originals(events)
             self.counters.add("redacted_values", self.redactor.apply(fresh))
+            detections = self.redactor.scrub_detections(detections, secrets)
         decoded.deadletters += await self._write_events(fresh, now, refine_token(token, fresh) if replayed else token,
                                                         records)
         await self.sink.write("deadletters", rows.deadletter_rows(decoded.deadletters), rows.DEADLETTER_COLUMNS,
