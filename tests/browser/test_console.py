@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.oncall.harness import TOKENS, OnCallWorker, exfiltration, now_minus, send, write_config
+from tests.integration.oncall.harness import (
+    TOKENS,
+    OnCallWorker,
+    exfiltration,
+    now_minus,
+    send,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 RULE = "frontier_large_egress_unapproved_host"
