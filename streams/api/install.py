@@ -53,7 +53,10 @@ def install(web_app: web.Application, runtime: Callable[[], Any], tokens: TokenS
         return ok({"name": who.name, "role": who.role, "tokens_configured": tokens.configured})
 
     async def console_index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(CONSOLE / "index.html", headers={"Cache-Control": "no-store"})
+        return web.FileResponse(CONSOLE / "index.html", headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            # same-origin scripts only: a token pasted here can only be read by the console's own code
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"})
 
     async def console_redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound("/console/")

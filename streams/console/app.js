@@ -38,6 +38,9 @@ function age(seconds) {
   return `${Math.floor(seconds / 86400)}d`;
 }
 
+// only http(s) links from rule files become clickable (never javascript: or data: URLs)
+function safeUrl(url) { return typeof url === "string" && /^https?:\/\//i.test(url); }
+
 function when(ts) { return ts ? new Date(ts).toISOString().replace("T", " ").slice(0, 19) + "Z" : ""; }
 
 // -- sign in -------------------------------------------------------------------------------
@@ -111,7 +114,8 @@ async function renderDetail() {
     el("span", { class: `state-${a.state}`, "data-testid": "detail-state" }, a.state), " · ",
     `${a.count} detection(s) · first ${when(a.first_seen)} · last ${when(a.last_seen)} · ${a.summary}`,
     a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : "",
-    a.runbook_url ? el("span", {}, " · ", el("a", { href: a.runbook_url, target: "_blank" }, "runbook")) : "");
+    safeUrl(a.runbook_url) ? el("span", {}, " · ", el("a", { href: a.runbook_url, target: "_blank", rel: "noopener" },
+      "runbook")) : "");
   $("ack").disabled = a.state !== "firing";
   $("resolve").disabled = a.state === "resolved";
   $("silence").disabled = a.protected || a.state === "resolved";
