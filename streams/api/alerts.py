@@ -165,7 +165,27 @@ def handlers(runtime: Any) -> dict[str, Any]:
         rows = await rt.sink.run(lambda c: c.query(sql, parameters=params).result_rows)
         return ok({"detections": [_detection(r) for r in rows]})
 
-    return {"list_alerts": list_alerts, "get_alert": get_alert, "ack": ack, "resolve": resolve,
+    async def detection(request: web.Request) -> web.Response:
+        """One detection with the events it cites (the evidence an auditor or on-call engineer reads)."""
+        require(request, "viewer")
+        rt = runtime()
+        detection_id = request.match_info["detection_id"]
+
+        def q(c: Any) -> tuple[list[Any], list[Any]]:
+            found = c.query(f"SELECT {', '.join(DETECTION_FIELDS)} FROM detections FINAL "
+                            "WHERE detection_id = {d:String}", parameters={"d": detection_id}).result_rows
+            ids = list(found[0][DETECTION_FIELDS.index("event_ids")])[:500] if found else []
+            events = c.query(f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE event_id IN {{ids:Array(String)}} "
+                             "ORDER BY ts LIMIT 500", parameters={"ids": ids}).result_rows
+            return found, events
+
+        found, events = await rt.sink.run(q)
+        if not found:
+            return fail(404, f"no detection {detection_id!r}")
+        return ok({"detection": _detection(found[0]), "rule": _rule(rt, found[0][DETECTION_FIELDS.index("rule_id")]),
+                   "events": [dict(zip(EVENT_FIELDS, r, strict=True)) for r in events]})
+
+    return {"detection": detection, "list_alerts": list_alerts, "get_alert": get_alert, "ack": ack, "resolve": resolve,
             "silence_alert": silence_alert, "list_silences": list_silences, "create_silence": create_silence,
             "expire_silence": expire_silence, "detections": detections}
 

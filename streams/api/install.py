@@ -73,6 +73,7 @@ def install(web_app: web.Application, runtime: Callable[[], Any], tokens: TokenS
     r.add_post("/api/v1/silences", a["create_silence"])
     r.add_post("/api/v1/silences/{silence_id}/expire", a["expire_silence"])
     r.add_get("/api/v1/detections", a["detections"])
+    r.add_get("/api/v1/detections/{detection_id}", a["detection"])
     r.add_get("/api/v1/killswitch", k["board"])
     r.add_post("/api/v1/killswitch/release", k["release"])
     r.add_post("/api/v1/killswitch/release-requests/{request_id}/approve", k["approve"])

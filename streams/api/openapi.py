@@ -90,6 +90,9 @@ def spec() -> dict[str, Any]:
             "/api/v1/detections": {"get": _op("Recent detections", "viewer", params=[
                 _query("rule_id", "exact"), _query("deployment_id", "exact"), _query("severity", "exact"),
                 _query("agent_run_id", "exact"), _query("limit", "default 100", "integer")])},
+            "/api/v1/detections/{detection_id}": {"get": _op("One detection with its rule and evidence events",
+                                                             "viewer", params=[_path("detection_id")],
+                                                             extra={404: "no such detection"})},
             "/api/v1/killswitch": {"get": _op("Active containments and pending fleet release requests", "viewer")},
             "/api/v1/killswitch/release": {"post": _op(
                 "Release a scope (fleet: held until a second operator approves)", "oncall", body="Release",

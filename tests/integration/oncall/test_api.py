@@ -128,6 +128,11 @@ def test_alert_lifecycle_routing_release_and_restart(worker: OnCallWorker, recei
     assert detail["rule"]["id"] == "frontier_large_egress_unapproved_host" and detail["rule"]["source"]
     assert {e["dest_host"] for e in detail["events"]} >= {"paste.exfil-drop.example"}
     assert {t["kind"] for t in detail["timeline"]} >= {"event", "detection", "state"}
+    status, one = worker.request("GET", f"/api/v1/detections/{crit['detection_ids'][0]}", token="viewer")
+    assert status == 200 and one["detection"]["rule_id"] == "frontier_large_egress_unapproved_host"
+    assert [e["event_id"] for e in one["events"]] == one["detection"]["event_ids"]
+    status, recent = worker.request("GET", "/api/v1/detections?deployment_id=dep-atlas-us", token="viewer")
+    assert status == 200 and crit["detection_ids"][0] in {d["detection_id"] for d in recent["detections"]}
 
     # a safety-class alert can never be silenced
     status, body = worker.request("POST", f"/api/v1/alerts/{crit['alert_id']}/silence",
