@@ -40,6 +40,7 @@ class BenchOptions:
     latency_rate: float = 1000.0
     state_keys: int = 1_000_000
     seed: int = 7
+    single_message: bool = True
     workdir: Path | None = None
     keep: bool = False
     timeout_s: float = 600.0
@@ -106,7 +107,7 @@ class Bench:
             stop(proc)
 
     def overseer(self, n: int, bootstrap: str, prefix: str, events: list[dict[str, Any]], workdir: Path,
-                 env: dict[str, str], latency: bool) -> dict[str, Any]:
+                 env: dict[str, str], latency: bool, single: bool = False) -> dict[str, Any]:
         """Start ``n`` workers, wait until each owns a partition, then send every event and time the stores."""
         topic = f"{prefix}.events.v1"
         asyncio.run(traffic.create_topic(bootstrap, topic, n))
@@ -121,7 +122,8 @@ class Bench:
             self._settle_group(bootstrap, topic, workers)
             base = sum(int(w.sql("SELECT count() FROM events")[0][0]) for w in workers)
             mark = [self._last_ingested(w) for w in workers]
-            messages = traffic.batched_messages(events, partitions=n, batch_size=self.opts.batch_size)
+            messages = (traffic.single_messages(events, partitions=n) if single else
+                        traffic.batched_messages(events, partitions=n, batch_size=self.opts.batch_size))
             sent_at = time.perf_counter()
             asyncio.run(traffic.produce(bootstrap, topic, messages))
             counts = self._wait_stored(workers, base + len(events))
@@ -309,6 +311,11 @@ class Bench:
             runs[str(n)] = self.overseer(n, bootstrap, f"{tag}w{n}", events, workdir, env, latency=i == 0)
             self.say(f"    {runs[str(n)]['eps_total']:.0f} events/s total, "
                      f"{runs[str(n)]['eps_per_worker']:.0f} per worker")
+        if opts.single_message:
+            self.say("(c′) overseer: 1 worker, one event per message (the baseline's framing) …")
+            runs["single_message"] = self.overseer(1, bootstrap, f"{tag}s1", events[:base_n], workdir, env,
+                                                   latency=False, single=True)
+            self.say(f"    {runs['single_message']['eps_total']:.0f} events/s")
         self.say(f"state: {opts.state_keys} active keys in one process …")
         state = {"window": self.state("window", opts.state_keys),
                  "worst": self.state("worst", max(1000, opts.state_keys // 5))}
@@ -336,6 +343,8 @@ def report(opts: BenchOptions, n_events: int, ceiling: dict[str, Any], ceiling_s
     ratio_c = overseer_eps / ceiling["eps"] if ceiling["eps"] else 0.0
     ratio_b = overseer_eps / baseline["eps"] if baseline["eps"] else 0.0
     state = states["window"]
+    single = runs.get("single_message")
+    runs = {k: v for k, v in runs.items() if k != "single_message"}
     return {
         "events": n_events, "batch_size": opts.batch_size, "baseline_events": baseline["events"],
         "ceiling_eps": round(ceiling["eps"], 1), "ceiling_single_message_eps": round(ceiling_single["eps"], 1),
@@ -350,7 +359,11 @@ def report(opts: BenchOptions, n_events: int, ceiling: dict[str, Any], ceiling_s
                         "stored_per_worker": r["stored_per_worker"], "wall_eps_total": r["wall_eps_total"],
                         "per_worker": r["per_worker"], "rate_from": r.get("rate_from")}
                     for n, r in runs.items()},
-        "every_event_stored": all(r["stored"] >= n_events for r in runs.values()),
+        "overseer_single_message_eps": single["eps_per_worker"] if single else None,
+        "ratio_vs_baseline_single_message": round(single["eps_per_worker"] / baseline["eps"], 2)
+        if single and baseline["eps"] else None,
+        "every_event_stored": all(r["stored"] >= n_events for r in runs.values())
+        and (single is None or single["stored"] >= baseline["events"]),
         "rules": main["rules"], "detectors": main["detectors"], "detections": main["detections"],
         "deadlettered": main["deadlettered"],
         "state_bytes_per_key": state["state_bytes_per_key"], "state_rss_bytes_per_key": state["rss_bytes_per_key"],

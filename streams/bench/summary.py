@@ -20,6 +20,8 @@ def render(console: Console, r: dict[str, Any]) -> None:
     for n, w in r["workers"].items():
         table.add_row(f"(c) overseer, {n} worker(s)", f"{w['eps_per_worker']:,.0f}",
                       f"{rss['overseer_worker']}" if n == next(iter(r["workers"])) else "")
+    if r.get("overseer_single_message_eps") is not None:
+        table.add_row("(c′) overseer, one event per message", f"{r['overseer_single_message_eps']:,.0f}", "")
     console.print(table)
     ok = {True: "[green]met[/]", False: "[red]missed[/]"}
     t = r["targets"]

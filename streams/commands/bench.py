@@ -23,6 +23,8 @@ def bench(events: int = typer.Option(100_000, "--events", min=100, help="fleet e
           latency_rate: float = typer.Option(1000.0, "--latency-rate", min=10, help="events/s of live traffic"),
           state_keys: int = typer.Option(1_000_000, "--state-keys", min=1000,
                                          help="active keys for the state-size probe"),
+          single_message: bool = typer.Option(True, "--single-message/--no-single-message",
+                                              help="also run Overseer on the baseline's one-event-per-message topic"),
           workdir: Path | None = typer.Option(None, "--workdir", help="default: $OVERSEER_HOME/bench"),
           keep: bool = typer.Option(False, "--keep", help="keep the work directory (logs) and the broker"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line")) -> None:
@@ -40,7 +42,7 @@ def bench(events: int = typer.Option(100_000, "--events", min=100, help="fleet e
         raise typer.BadParameter("--workers takes worker counts like 1,2")
     console = Console(stderr=as_json)
     opts = BenchOptions(events=events, batch_size=batch_size, workers=counts, baseline_events=baseline_events,
-                        latency_seconds=latency_seconds, latency_rate=latency_rate, state_keys=state_keys,
+                        latency_seconds=latency_seconds, latency_rate=latency_rate, state_keys=state_keys, single_message=single_message,
                         workdir=workdir, keep=keep)
     result = Bench(Settings(), opts, say=lambda m: console.print(m, highlight=False)).run()
     render(console, result)

@@ -36,5 +36,6 @@ def test_bench_runs_every_phase_and_prints_one_json_object(kafka_bootstrap: str,
     assert result["every_event_stored"] and result["deadlettered"] == 0
     assert result["rules"] > 0 and result["detectors"] > 0  # the built-in packs were loaded
     assert result["latency_samples"] > 0
+    assert result["overseer_single_message_eps"] > 0  # the baseline's framing through Overseer too
     assert all(v > 0 for v in result["peak_rss_mb"].values())
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # cleaned up

@@ -42,7 +42,8 @@ def test_report_has_the_fields_scripts_read() -> None:
     run = {"eps_total": 9000.0, "eps_per_worker": 9000.0, "stored": 1000, "stored_per_worker": [1000],
            "wall_eps_total": 8000.0, "per_worker": [], "rules": 23, "detectors": 8, "detections": 3,
            "deadlettered": 0, "peak_rss_mb": [300.0], "latency": {"p50": 120.0, "p99": 400.0, "samples": 5}}
-    runs = {"1": run, "2": {**run, "eps_total": 12000.0, "eps_per_worker": 6000.0, "stored_per_worker": [500, 500]}}
+    runs = {"1": run, "2": {**run, "eps_total": 12000.0, "eps_per_worker": 6000.0, "stored_per_worker": [500, 500]},
+            "single_message": {**run, "eps_per_worker": 3000.0, "stored": 500}}
     state = {"state_bytes_per_key": 150.0, "rss_bytes_per_key": 300.0, "snapshot_bytes_per_key": 60.0,
              "keys": 5000, "peak_rss_mb": 90.0}
     r = report(opts, 1000, {"eps": 90000.0, "peak_rss_mb": 40.0, "events": 1000},
@@ -52,4 +53,5 @@ def test_report_has_the_fields_scripts_read() -> None:
     assert r["targets"] == {"overseer_10x_baseline": True, "overseer_half_of_ceiling": False,
                             "state_200_bytes_per_key": True}
     assert r["workers"]["2"]["eps_total"] == 12000.0 and r["latency_ms_p99"] == 400.0
+    assert set(r["workers"]) == {"1", "2"} and r["ratio_vs_baseline_single_message"] == 5.0
     orjson.dumps(r)
