@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import typer  # noqa: E402
+import typer
 
-from streams.commands.bench import bench  # noqa: E402
+from streams.commands.bench import bench
 
 if __name__ == "__main__":
     typer.run(bench)

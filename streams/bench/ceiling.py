@@ -22,7 +22,7 @@ async def consume(bootstrap: str, topic: str, expect: int, timeout_s: float = 30
                                 max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
-        parts = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - partitions without a group
+        parts = await consumer._client.fetch_all_metadata()
         tps = [TopicPartition(topic, p) for p in sorted(parts.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -25,7 +25,7 @@ def bench(events: int = typer.Option(100_000, "--events", min=100, help="fleet e
                                          help="active keys for the state-size probe"),
           single_message: bool = typer.Option(True, "--single-message/--no-single-message",
                                               help="also run Overseer on the baseline's one-event-per-message topic"),
-          workdir: Path | None = typer.Option(None, "--workdir", help="default: $OVERSEER_HOME/bench"),
+          workdir: str | None = typer.Option(None, "--workdir", help="default: $OVERSEER_HOME/bench"),
           keep: bool = typer.Option(False, "--keep", help="keep the work directory (logs) and the broker"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line")) -> None:
     """Measure events/s of (a) raw consume + decode, (b) a per-event Faust agent, (c) Overseer's workers."""
@@ -43,7 +43,7 @@ def bench(events: int = typer.Option(100_000, "--events", min=100, help="fleet e
     console = Console(stderr=as_json)
     opts = BenchOptions(events=events, batch_size=batch_size, workers=counts, baseline_events=baseline_events,
                         latency_seconds=latency_seconds, latency_rate=latency_rate, state_keys=state_keys, single_message=single_message,
-                        workdir=workdir, keep=keep)
+                        workdir=Path(workdir) if workdir else None, keep=keep)
     result = Bench(Settings(), opts, say=lambda m: console.print(m, highlight=False)).run()
     render(console, result)
     if as_json:

@@ -15,6 +15,7 @@ never silently dropped, never raising.
 
 from __future__ import annotations
 
+import math
 import types
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,9 +113,8 @@ def _from_struct(ev: Any, default_producer: Any = None) -> dict[str, Any] | None
     scores = d["scores"]
     if len(scores) > MAX_STRING_MAP_ENTRIES or len(d["attributes"]) > MAX_STRING_MAP_ENTRIES:
         return None
-    for score in scores.values():
-        if score != score or score in (float("inf"), float("-inf")):
-            return None
+    if not all(map(math.isfinite, scores.values())):
+        return None
     try:
         ts = datetime.fromisoformat(d["ts"]).astimezone(UTC)
     except ValueError:

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from schemas.events import Event
 from streams.demo.fleet import FleetGenerator
 from streams.pipeline import decode
-from streams.pipeline.decode import Decoded, Record, _fast_event, decode_batch, event_to_dict
+from streams.pipeline.decode import (
+    Decoded,
+    Record,
+    _fast_event,
+    decode_batch,
+    event_to_dict,
+)
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
