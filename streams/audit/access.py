@@ -10,6 +10,7 @@ A ClickHouse server DSN is always read directly.
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -69,7 +70,11 @@ class WorkerStore:
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        token = os.environ.get("OVERSEER_API_TOKEN")
+        if token:  # workers with a tokens file require it (viewer role is enough)
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base + path, data=data, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=300) as r:
                 return json.loads(r.read())
