@@ -19,7 +19,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanProcessor,
+)
 
 
 class Telemetry:
@@ -32,8 +36,12 @@ class Telemetry:
         readers = list(metric_readers or [])
         processors = list(span_processors or [])
         if otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter,
+            )
 
             base = otlp_endpoint.rstrip("/")
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics")))
@@ -144,7 +152,7 @@ class LagProbe:
         admin, consumer = await self._clients()
         parts = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first look at a new topic
+            await consumer._client.force_metadata_update()
             parts = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = await consumer.end_offsets(parts)
         committed = await self._committed(admin, parts)

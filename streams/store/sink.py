@@ -200,7 +200,7 @@ class ClickHouseSink:
         if self._client is not None:
             try:
                 self.call(lambda c: c.close())
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:  # noqa: BLE001, S110 - closing is best effort
                 pass
         self._executor.shutdown(wait=True)
 

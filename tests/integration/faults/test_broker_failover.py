@@ -18,9 +18,16 @@ import pytest
 
 from streams.kafka.launcher import LocalKafka
 from tests.conftest import CACHE
-from tests.integration.faults.common import (assert_breach_detected_and_paused, assert_events_exactly_once,
-                                             assert_one_command_per_key, breach, killswitch_commands, now_minus,
-                                             send, traffic)
+from tests.integration.faults.common import (
+    assert_breach_detected_and_paused,
+    assert_events_exactly_once,
+    assert_one_command_per_key,
+    breach,
+    killswitch_commands,
+    now_minus,
+    send,
+    traffic,
+)
 from tests.integration.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration

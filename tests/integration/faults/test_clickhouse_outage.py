@@ -22,7 +22,13 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.faults.common import assert_events_exactly_once, now_minus, read_topic, send, traffic
+from tests.integration.faults.common import (
+    assert_events_exactly_once,
+    now_minus,
+    read_topic,
+    send,
+    traffic,
+)
 from tests.integration.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.common import (assert_breach_detected_and_paused, assert_events_exactly_once,
-                                             assert_one_command_per_key, breach, killswitch_commands, now_minus,
-                                             send, traffic)
+from tests.integration.faults.common import (
+    assert_breach_detected_and_paused,
+    assert_events_exactly_once,
+    assert_one_command_per_key,
+    breach,
+    killswitch_commands,
+    now_minus,
+    send,
+    traffic,
+)
 from tests.integration.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration

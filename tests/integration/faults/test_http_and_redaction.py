@@ -18,8 +18,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -133,7 +131,7 @@ def test_configured_fields_are_redacted_before_storage(worker: WorkerProcess) ->
     rows = worker.wait_for("SELECT event_id, content, content_hash, tool_arguments, tool_arguments_hash FROM events "
                            "WHERE deployment_id = 'dep-red' ORDER BY event_id", lambda r: len(r) == 3)
     got = {r[0]: r[1:] for r in rows}
-    sha = lambda s: "sha256:" + hashlib.sha256(s.encode()).hexdigest()  # noqa: E731
+    sha = lambda s: "sha256:" + hashlib.sha256(s.encode()).hexdigest()
     assert got[events[0]["event_id"]] == ["[REDACTED]", sha(secret_prompt), "", ""]
     assert got[events[1]["event_id"]] == ["", "", "[REDACTED]", sha(secret_args)]
     assert got[events[2]["event_id"]] == ["", "", "[REDACTED]", "sha256:from-producer"]  # the producer's hash kept

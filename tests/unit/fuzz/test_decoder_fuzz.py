@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from schemas.deadletter import DeadLetterReason
 from streams.pipeline.decode import Record
-from streams.runtime import decode_safely as decode_batch  # what the worker runs: never raises
+from streams.runtime import (
+    decode_safely as decode_batch,  # what the worker runs: never raises
+)
 
 LIMIT = 64 * 1024
 REASONS = {r.value for r in DeadLetterReason}
