@@ -38,13 +38,13 @@ def build_app(bootstrap: str, topic: str, app_id: str, partitions: int, expect: 
     source = app.topic(topic, key_serializer="raw", value_serializer="json", internal=False)
     counts = app.Table("run-counts", default=int, partitions=partitions).tumbling(60.0, expires=3600.0)
     engine = load_engine(None, allowed_lateness_s=60.0)
-    state: dict[str, Any] = {"n": 0, "hits": 0, "first": 0.0}
+    state: dict[str, Any] = {"n": 0, "hits": 0, "first": 0.0, "cpu0": 0.0}
 
     @app.agent(source, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         async for value in stream:
             if not state["first"]:
-                state["first"] = time.perf_counter()
+                state["first"], state["cpu0"] = time.perf_counter(), time.process_time()
             event = event_to_dict(Event.model_validate(value))
             state["hits"] += len(engine.process([event]))
             key = event.get("agent_run_id") or event.get("conversation_id") or event.get("deployment_id") or ""
@@ -52,7 +52,9 @@ def build_app(bootstrap: str, topic: str, app_id: str, partitions: int, expect: 
             state["n"] += 1
             if state["n"] == expect:
                 elapsed = time.perf_counter() - state["first"]
+                cpu = time.process_time() - state["cpu0"]
                 out.write_bytes(orjson.dumps({"events": state["n"], "seconds": elapsed, "eps": state["n"] / elapsed,
+                                              "cpu_seconds": cpu, "cpu_eps": state["n"] / cpu if cpu > 0 else 0.0,
                                               "rule_hits": state["hits"], "complete": True}))
 
     return app

@@ -27,13 +27,13 @@ async def consume(bootstrap: str, topic: str, expect: int, timeout_s: float = 30
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         events = messages = 0
-        first = 0.0
+        first = cpu0 = 0.0
         deadline = time.monotonic() + timeout_s
         while events < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=100_000)
             for records in batch.values():
                 if records and not first:
-                    first = time.perf_counter()
+                    first, cpu0 = time.perf_counter(), time.process_time()
                 for r in records:
                     obj = orjson.loads(r.value)
                     messages += 1
@@ -44,10 +44,12 @@ async def consume(bootstrap: str, topic: str, expect: int, timeout_s: float = 30
                     else:
                         events += 1
         elapsed = time.perf_counter() - first if first else 0.0
+        cpu = time.process_time() - cpu0 if first else 0.0
     finally:
         await consumer.stop()
-    return {"events": events, "messages": messages, "seconds": elapsed,
-            "eps": events / elapsed if elapsed > 0 else 0.0, "complete": events >= expect}
+    return {"events": events, "messages": messages, "seconds": elapsed, "cpu_seconds": cpu,
+            "eps": events / elapsed if elapsed > 0 else 0.0, "cpu_eps": events / cpu if cpu > 0 else 0.0,
+            "complete": events >= expect}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.bench import traffic
@@ -124,10 +125,12 @@ class Bench:
             mark = [self._last_ingested(w) for w in workers]
             messages = (traffic.single_messages(events, partitions=n) if single else
                         traffic.batched_messages(events, partitions=n, batch_size=self.opts.batch_size))
+            cpu0 = [_cpu_seconds(w) for w in workers]
             sent_at = time.perf_counter()
             asyncio.run(traffic.produce(bootstrap, topic, messages))
             counts = self._wait_stored(workers, base + len(events))
             wall = time.perf_counter() - sent_at
+            cpu = sum(_cpu_seconds(w) - c for w, c in zip(workers, cpu0, strict=True))
             rates = [self._store_rate(w, m) for w, m in zip(workers, mark, strict=True)]
             stats = [w.get("/overseer/stats") for w in workers]
             # from the first stored batch to the last; with too few batches for that (tiny runs), from the
@@ -138,7 +141,8 @@ class Bench:
                 "workers": n, "stored": sum(counts) - base, "stored_per_worker": counts,
                 "eps_total": round(eps, 1), "eps_per_worker": round(eps / n, 1),
                 "per_worker": rates, "wall_s": round(wall, 3), "rate_from": "batch_marks" if by_marks else "wall",
-                "wall_eps_total": round(len(events) / wall, 1),
+                "wall_eps_total": round(len(events) / wall, 1), "cpu_seconds": round(cpu, 3),
+                "cpu_eps": round(len(events) / cpu, 1) if cpu > 0 else 0.0,
                 "deadlettered": sum(int(s["counters"].get("deadlettered", 0)) for s in stats),
                 "detections": sum(int(s["counters"].get("detections", 0)) for s in stats),
                 "rules": stats[0]["core"].get("rules"), "detectors": stats[0]["core"].get("detectors"),
@@ -357,11 +361,16 @@ def report(opts: BenchOptions, n_events: int, ceiling: dict[str, Any], ceiling_s
                         "state_probe": state["peak_rss_mb"]},
         "workers": {n: {"eps_total": r["eps_total"], "eps_per_worker": r["eps_per_worker"], "stored": r["stored"],
                         "stored_per_worker": r["stored_per_worker"], "wall_eps_total": r["wall_eps_total"],
-                        "per_worker": r["per_worker"], "rate_from": r.get("rate_from")}
+                        "per_worker": r["per_worker"], "rate_from": r.get("rate_from"), "cpu_eps": r.get("cpu_eps")}
                     for n, r in runs.items()},
         "overseer_single_message_eps": single["eps_per_worker"] if single else None,
         "ratio_vs_baseline_single_message": round(single["eps_per_worker"] / baseline["eps"], 2)
         if single and baseline["eps"] else None,
+        # events per CPU-second of the process doing the work: steadier than events/s on a shared machine
+        "cpu_eps": {"ceiling": round(ceiling.get("cpu_eps", 0.0), 1), "baseline": round(baseline.get("cpu_eps", 0.0), 1),
+                    "overseer": main.get("cpu_eps", 0.0)},
+        "ratio_vs_ceiling_cpu": _ratio(main.get("cpu_eps"), ceiling.get("cpu_eps")),
+        "ratio_vs_baseline_cpu": _ratio(main.get("cpu_eps"), baseline.get("cpu_eps")),
         "every_event_stored": all(r["stored"] >= n_events for r in runs.values())
         and (single is None or single["stored"] >= baseline["events"]),
         "rules": main["rules"], "detectors": main["detectors"], "detections": main["detections"],
@@ -383,3 +392,14 @@ def _epoch(value: Any) -> float:
         return float(value)
     dt = datetime.fromisoformat(str(value))
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _cpu_seconds(w: Worker) -> float:
+    """User + system CPU time of a worker process so far, every thread (the ClickHouse engine's too)."""
+    assert w.proc is not None
+    t = psutil.Process(w.proc.pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None

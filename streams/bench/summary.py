@@ -27,6 +27,11 @@ def render(console: Console, r: dict[str, Any]) -> None:
     t = r["targets"]
     console.print(f"(c)/(b) = {r['ratio_vs_baseline']:.1f}× (target ≥ 10×: {ok[t['overseer_10x_baseline']]}); "
                   f"(c)/(a) = {r['ratio_vs_ceiling']:.0%} (target ≥ 50%: {ok[t['overseer_half_of_ceiling']]})")
+    if r.get("ratio_vs_baseline_cpu") is not None:
+        cpu = r["cpu_eps"]
+        console.print(f"per CPU-second: ceiling {cpu['ceiling']:,.0f}, baseline {cpu['baseline']:,.0f}, overseer "
+                      f"{cpu['overseer']:,.0f} events → (c)/(b) {r['ratio_vs_baseline_cpu']:.1f}×, "
+                      f"(c)/(a) {r['ratio_vs_ceiling_cpu']:.0%}")
     console.print(f"detection latency p50 {r['latency_ms_p50']} ms, p99 {r['latency_ms_p99']} ms "
                   f"({r['latency_samples']} detections); every event stored: {r['every_event_stored']}")
     console.print(f"state: {r['state_bytes_per_key']:.0f} bytes per active key (traced), "
