@@ -181,7 +181,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                                   "operator_actions")})
             except Exception as exc:  # noqa: BLE001 - ClickHouse down: the counters still answer
                 return self.json({**rt.stats(), "stored": None, "stored_error": f"{type(exc).__name__}: {exc}"})
-            return self.json({**rt.stats(), "stored": stored})
+            return self.json({**rt.stats(), "stored": stored, "consumer": _consumer_state(app)})
 
     @app.page("/overseer/query/{name}/")
     class NamedQuery(View):
@@ -224,6 +224,19 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                               "rows": [[_jsonable(v) for v in row] for row in result.result_rows]})
 
     return app
+
+
+def _consumer_state(app: faust.App) -> dict[str, Any]:
+    """What Faust's consumer is doing: assigned and paused partitions, flow, recovery (for a stuck worker)."""
+    try:
+        consumer = app.consumer
+        assigned = sorted(f"{tp.topic}/{tp.partition}" for tp in consumer.assignment())
+        paused = sorted(f"{tp.topic}/{tp.partition}" for tp in getattr(consumer, "_paused_partitions", ()))
+        return {"assigned": assigned, "paused": paused, "flow_active": bool(getattr(consumer, "flow_active", True)),
+                "in_recovery": bool(getattr(app, "in_recovery", False)),
+                "rebalancing": bool(getattr(app, "rebalancing", False))}
+    except Exception as exc:  # noqa: BLE001 - introspection only
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _jsonable(v: Any) -> Any:
