@@ -44,7 +44,7 @@ class DemoOptions:
     speed: float = 30.0  # simulated seconds per wall second
     seed: int = 7
     keep_kafka: bool = False
-    settle_timeout: float = 90.0
+    settle_timeout: float = 60.0  # seconds without progress before the demo gives up waiting
 
 
 @dataclass
@@ -283,15 +283,23 @@ class Demo:
         since = "(" + " OR ".join(f"(src_partition = {p} AND src_offset >= {o})" for p, o in start.items()) + ")"
         dl_since = since.replace("src_partition", "source_partition").replace("src_offset", "source_offset")
         ts = run_started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        deadline = time.monotonic() + self.opt.settle_timeout
+        # a loaded machine may lag behind the sender: wait while the worker makes progress, and give up
+        # only after settle_timeout seconds without any (or 10x that in total)
+        last_progress = time.monotonic()
+        hard_deadline = last_progress + 10 * self.opt.settle_timeout
         stored = dead = 0
         with self.console.status("waiting for the worker to store everything…"):
-            while time.monotonic() < deadline:
-                stored = (await self.sql(http, f"SELECT count() FROM events FINAL WHERE src_topic = '{topic}' "
-                                               f"AND {since}"))[0][0]
-                dead = (await self.sql(http, f"SELECT count() FROM deadletters FINAL WHERE source_topic = "
-                                             f"'{topic}' AND {dl_since}"))[0][0]
+            while time.monotonic() < hard_deadline:
+                now_stored = (await self.sql(http, f"SELECT count() FROM events FINAL WHERE src_topic = '{topic}' "
+                                                   f"AND {since}"))[0][0]
+                now_dead = (await self.sql(http, f"SELECT count() FROM deadletters FINAL WHERE source_topic = "
+                                                 f"'{topic}' AND {dl_since}"))[0][0]
+                if now_stored + now_dead > stored + dead:
+                    last_progress = time.monotonic()
+                stored, dead = now_stored, now_dead
                 if stored + dead >= self.state.sent:
+                    break
+                if time.monotonic() - last_progress > self.opt.settle_timeout:
                     break
                 await asyncio.sleep(1.0)
             # detections flow on to policies: give the last ones a moment to land
