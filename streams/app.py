@@ -142,6 +142,11 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         if rt is not None:
             await rt.close()
 
+    if settings.rules_reload_interval_s > 0:
+        @app.timer(settings.rules_reload_interval_s)
+        async def reload_rules() -> None:
+            await (await started()).maybe_reload_rules()
+
     @app.timer(1.0)
     async def advance_event_time() -> None:
         await (await started()).tick()

@@ -93,6 +93,7 @@ class WorkerRuntime:
         self._start_task: asyncio.Future[None] | None = None
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
+        self._rules_fingerprint: str | None = None
         # per-source-partition detection state, checkpointed (see streams/pipeline/state.py)
         cps: Mapping[str, Any] = checkpoints if checkpoints is not None else {}
         self.checkpoint_topic = checkpoint_topic
@@ -152,6 +153,57 @@ class WorkerRuntime:
                                              interval_s=self.settings.heartbeat_interval_s)
         self._heartbeat.start()
         await self.oncall.start()
+
+    # -- hot reload of the rule files ---------------------------------------------
+    async def maybe_reload_rules(self) -> bool:
+        """Timer: when the rule files changed, compile them off the loop and swap atomically.
+
+        Returns True when a new set was swapped in. A set with any error is
+        refused: the old rules keep running and a high-severity alert says why."""
+        from rules.errors import RuleLoadError
+        from streams.pipeline.reload import compile_candidate, fingerprint
+
+        paths = list(self.settings.rules_paths)
+        current = await asyncio.to_thread(fingerprint, paths)
+        if self._rules_fingerprint is None:
+            self._rules_fingerprint = current
+            return False
+        if current == self._rules_fingerprint:
+            return False
+        self._rules_fingerprint = current
+        try:
+            result = await asyncio.to_thread(compile_candidate, paths, self.core,
+                                             allowed_lateness_s=self.settings.allowed_lateness_s)
+        except RuleLoadError as exc:
+            self.counters.add("rules_reload_failures")
+            errors = [d for d in exc.diagnostics if d.severity == "error"]
+            summary = "; ".join(str(d).splitlines()[0] for d in errors[:5])
+            log.error("rule reload refused (%d errors); the previous rules keep running: %s", len(errors), summary)
+            alert = self.alerts.raise_system_alert(
+                rule_id="monitor.rules_reload_failed", severity="high",
+                title="Changed rule files were rejected; the previous rules keep running",
+                scope=Scope(kind="fleet", value=self.settings.app_id),
+                summary=f"{len(errors)} error(s): {summary}", tags=["monitor_health", "rules"], save=False)
+            await self.publish(self.topics["alerts"], [(alert.group_key.encode(), alert.model_dump_json().encode())])
+            await self.sink.write("alerts", oncall_alert_rows([alert]), ONCALL_ALERT_COLUMNS)
+            return False
+        async with self.lock:
+            new = result.core
+            for partition, old_engine in self.rules_state:
+                self.rules_state.instances[partition] = new.new_engine().swap_from(old_engine)
+                self.rules_state.dirty.add(partition)
+            self.rules_state.factory = new.new_engine
+            if result.detectors_changed:
+                self.metrics_state.instances.clear()
+            self.metrics_state.factory = new.new_metrics
+            if result.policies_changed:
+                self.policy_state.instances.clear()
+            self.policy_state.factory = new.new_policies
+            self.core = new
+        self.counters.add("rules_reloads")
+        log.warning("rules reloaded: %s", new.describe())
+        await self.checkpoint(self.rules_state)
+        return True
 
     async def checkpoint(self, *states: PartitionedState[Any]) -> None:
         """Write changed per-partition state to the checkpoint table's changelog and await the acks."""
