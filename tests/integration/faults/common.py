@@ -101,7 +101,12 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 def assert_events_exactly_once(worker: WorkerProcess, sent: list[dict[str, Any]]) -> None:
     """Every valid event stored once — physically, without FINAL."""
-    worker.wait_for("SELECT uniqExact(event_id) FROM events", lambda r: r[0][0] >= len(sent), timeout=120)
+    try:
+        worker.wait_for("SELECT uniqExact(event_id) FROM events", lambda r: r[0][0] >= len(sent), timeout=120)
+    except AssertionError as exc:  # say where the worker is stuck, not only that it is
+        stats = worker.get("/overseer/stats")
+        where = {k: stats.get(k) for k in ("consumer_lag", "consumer", "sink")}
+        raise AssertionError(f"{exc}\nworker state: counters={stats.get('counters')} {where}") from None
     total, distinct = worker.sql("SELECT count(), uniqExact(event_id) FROM events")[0]
     assert (total, distinct) == (len(sent), len(sent))
     stored = {r[0] for r in worker.sql("SELECT event_id FROM events")}
