@@ -53,3 +53,39 @@ def make_hit(rule: RuleDef, e: dict[str, Any], ts: float, event_ids: list[str],
 
 def group_dict(by: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, str]:
     return {f: str(v) for f, v in zip(by, key, strict=True)}
+
+
+def compact_context(e: dict[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """:func:`reduce_event` as a tuple of values (plus ``_src``): the same content, a fraction of the bytes.
+
+    >>> fields = ("a", "scores.x", "zz")
+    >>> e = {"a": 1, "scores": {"x": 0.5, "y": 1.0}, "b": 2, "_src": ("t", 0, 7)}
+    >>> expand_context(compact_context(e, fields), fields) == reduce_event(e, fields)
+    True
+    """
+    out: list[Any] = []
+    for path in fields:
+        head, _, rest = path.partition(".")
+        v = e.get(head)
+        if rest:
+            v = v.get(rest) if isinstance(v, dict) else None
+        out.append(v)
+    out.append(e.get("_src"))
+    return tuple(out)
+
+
+def expand_context(values: tuple[Any, ...], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The reduced event dict of a :func:`compact_context` tuple."""
+    out: dict[str, Any] = {}
+    for path, v in zip(fields, values, strict=False):
+        if v is None:
+            continue
+        head, _, rest = path.partition(".")
+        if rest:
+            out.setdefault(head, {})[rest] = v
+        else:
+            out[head] = v
+    src = values[-1]
+    if src is not None:
+        out["_src"] = list(src)
+    return out

@@ -1,8 +1,10 @@
 """Sequence rules: ordered steps joined by fields within a maxspan; absence as the last step.
 
 State per join key is one partial match: ``[next step, start ts, last ts,
-event ids, reduced last event, absence deadline]`` — a few numbers and a
-short list. Semantics, chosen to be predictable:
+event ids, context, absence deadline]`` — a few numbers, the event ids (a
+lone id kept bare) and, once an absence is armed, the context the hit needs
+as a tuple of values. A sequence joined by one field is keyed by the bare
+value. Semantics, chosen to be predictable:
 
 - a step-0 match starts a partial; while only step 0 has been seen, a newer
   step-0 match restarts it (the latest start gives the best chance to finish
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rules.base import Hit
-from rules.hits import group_dict, make_hit, reduce_event
+from rules.hits import compact_context, expand_context, group_dict, make_hit
 from rules.rule import RuleDef
 from rules.template import getter
 from rules.windows import hashable_key
@@ -39,20 +41,30 @@ class Sequence:
         assert rule.sequence is not None
         self.rule, self.spec, self.lateness, self.emit = rule, rule.sequence, lateness, emit
         self.getters = tuple(getter(f) for f in self.spec.by)
+        self.single = self.getters[0] if len(self.getters) == 1 else None  # keyed by the bare value
         self.n = len(self.spec.steps)
         self.absent_last = self.spec.steps[-1].absent
         self.partials: dict[tuple[Any, ...], list[Any]] = {}
         self.next_due = math.inf
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
-        key = hashable_key(tuple(g(e) for g in self.getters))
-        if key is None or None in key:
-            return
+        if self.single is not None:
+            key = self.single(e)
+            if key is None:
+                return
+            try:
+                hash(key)
+            except TypeError:
+                return
+        else:
+            key = hashable_key(tuple(g(e) for g in self.getters))
+            if key is None or None in key:
+                return
         ts = e["_ts"]
         p = self.partials.get(key)
         if p is not None and p[DEADLINE] is not None and ts > p[DEADLINE]:
             del self.partials[key]  # this key's own time passed the deadline: the absence is proven
-            self._fire(p[CTX] or {}, key, p, p[DEADLINE], absent=True, out=out)
+            self._fire(self._context(p), key, p, p[DEADLINE], absent=True, out=out)
             p = None
         elif p is not None and ts - p[START] > self.spec.maxspan and p[DEADLINE] is None:
             del self.partials[key]
@@ -71,7 +83,11 @@ class Sequence:
             return
         p[NEXT] += 1
         p[LAST] = ts
-        p[IDS].append(e.get("event_id"))
+        ids = p[IDS]
+        if type(ids) is list:
+            ids.append(e.get("event_id"))
+        else:
+            p[IDS] = [ids, e.get("event_id")]
         if p[NEXT] == self.n:
             del self.partials[key]
             self._fire(e, key, p, ts, absent=False, out=out)
@@ -79,7 +95,8 @@ class Sequence:
             self._arm(p, e, ts)
 
     def _start(self, key: tuple[Any, ...], e: dict[str, Any], ts: float) -> None:
-        p = [1, ts, ts, [e.get("event_id")], None, None]
+        eid = e.get("event_id")
+        p = [1, ts, ts, eid if type(eid) is str else [eid], None, None]
         self.partials[key] = p
         if self.spec.steps[1].absent:
             self._arm(p, e, ts)
@@ -87,16 +104,21 @@ class Sequence:
 
     def _arm(self, p: list[Any], e: dict[str, Any], ts: float) -> None:
         p[DEADLINE] = ts + self.spec.steps[p[NEXT]].within
-        p[CTX] = reduce_event(e, self.rule.context_fields)
+        p[CTX] = compact_context(e, self.rule.context_fields)
         self.next_due = min(self.next_due, p[DEADLINE] + self.lateness)
 
-    def _fire(self, e: dict[str, Any], key: tuple[Any, ...], p: list[Any], ts: float, absent: bool,
+    def _context(self, p: list[Any]) -> dict[str, Any]:
+        return expand_context(p[CTX], self.rule.context_fields) if p[CTX] is not None else {}
+
+    def _fire(self, e: dict[str, Any], key: Any, p: list[Any], ts: float, absent: bool,
               out: list[Hit]) -> None:
         span = ts - p[START]
-        extra = {"sequence.steps": len(p[IDS]), "sequence.span_s": span, "sequence.absent": absent}
-        evidence = {"steps": len(p[IDS]), "span_s": span, "maxspan_s": self.spec.maxspan, "absent": absent,
+        ids = p[IDS] if type(p[IDS]) is list else [p[IDS]]
+        extra = {"sequence.steps": len(ids), "sequence.span_s": span, "sequence.absent": absent}
+        evidence = {"steps": len(ids), "span_s": span, "maxspan_s": self.spec.maxspan, "absent": absent,
                     "started": p[START]}
-        self.emit(make_hit(self.rule, e, ts, list(p[IDS]), group_dict(self.spec.by, key), evidence, extra), e, out)
+        group = group_dict(self.spec.by, (key,) if self.single is not None else key)
+        self.emit(make_hit(self.rule, e, ts, list(ids), group, evidence, extra), e, out)
 
     def advance(self, watermark: float, out: list[Hit]) -> None:
         if watermark < self.next_due:
@@ -106,7 +128,7 @@ class Sequence:
             if p[DEADLINE] is not None:
                 if p[DEADLINE] + self.lateness <= watermark:
                     del self.partials[key]
-                    self._fire(p[CTX] or {}, key, p, p[DEADLINE], absent=True, out=out)
+                    self._fire(self._context(p), key, p, p[DEADLINE], absent=True, out=out)
                     continue
                 due = min(due, p[DEADLINE] + self.lateness)
             elif p[START] + self.spec.maxspan + self.lateness <= watermark:
@@ -119,8 +141,18 @@ class Sequence:
         return len(self.partials)
 
     def dump(self) -> Any:
-        return [[list(k), p] for k, p in self.partials.items()]
+        """Version 1 format: ``[key, [next, start, last, ids, reduced event or None, deadline]]``."""
+        return [[[k] if self.single is not None else list(k),
+                 [p[NEXT], p[START], p[LAST], p[IDS] if type(p[IDS]) is list else [p[IDS]],
+                  self._context(p) if p[CTX] is not None else None, p[DEADLINE]]]
+                for k, p in self.partials.items()]
 
     def load(self, data: Any) -> None:
-        self.partials = {tuple(k): p for k, p in data}
+        fields = self.rule.context_fields
+        self.partials = {}
+        for k, p in data:
+            ids = list(p[IDS])
+            p = [p[NEXT], p[START], p[LAST], ids[0] if len(ids) == 1 and type(ids[0]) is str else ids,
+                 compact_context(p[CTX], fields) if p[CTX] is not None else None, p[DEADLINE]]
+            self.partials[k[0] if self.single is not None else tuple(k)] = p
         self.next_due = -math.inf  # recompute on the next advance

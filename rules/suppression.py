@@ -7,58 +7,134 @@ key arriving after it — a *summary hit* is emitted if anything was folded:
 same rule and scope, ``suppressed_count`` = number folded, the folded event
 ids (last 20) and the period in its evidence. A period with nothing folded
 ends quietly.
+
+State per open key is one flat list of what the summary needs: the first
+hit's time, output, scope, ids, group, evidence and sources (dicts and lists
+packed into tuples, so a later change to the returned hit cannot alter the
+summary), the rule-level fields shared by every key of the rule, the folded
+count, newest time and ids. Snapshots keep the version 1 format (the first
+hit as a dict).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from rules.base import Hit
 from rules.rule import RuleDef
 
 MAX_FOLDED_IDS = 20
+# slots of an open key's state
+TS, COUNT, LAST_TS, IDS, CONSTS, OUTPUT, SCOPE, EVENT_IDS, GROUP, EVIDENCE, TENANT, DEPLOYMENT, MODEL, RUN, \
+    SOURCES = range(15)
+_CONST_FIELDS = ("rule_id", "rule_version", "kind", "title", "severity", "tags", "mode", "scope_kind",
+                 "runbook_url", "suppressed_count")
+
+
+class _Dict(tuple):  # type: ignore[type-arg]
+    """A packed dict: its keys tuple, then its packed values."""
+
+    __slots__ = ()
+
+
+class _List(tuple):  # type: ignore[type-arg]
+    """A packed list."""
+
+    __slots__ = ()
+
+
+def pack(v: Any, shapes: dict[tuple[str, ...], tuple[str, ...]]) -> Any:
+    """An immutable copy of a JSON-like value: dicts and lists become tuples; key tuples are shared via ``shapes``."""
+    t = type(v)
+    if t is dict:
+        keys = tuple(v)
+        keys = shapes.setdefault(keys, keys)
+        return _Dict((keys, *(pack(x, shapes) for x in v.values())))
+    if t is list:
+        return _List(pack(x, shapes) for x in v)
+    if t is tuple:
+        return tuple(pack(x, shapes) for x in v)
+    return v
+
+
+def unpack(v: Any) -> Any:
+    """The value :func:`pack` was given (a fresh copy)."""
+    t = type(v)
+    if t is _Dict:
+        return dict(zip(v[0], map(unpack, v[1:]), strict=True))
+    if t is _List:
+        return [unpack(x) for x in v]
+    if t is tuple:
+        return tuple(unpack(x) for x in v)
+    return v
 
 
 class Suppressor:
     def __init__(self, rule: RuleDef) -> None:
         assert rule.dedup_key is not None
         self.rule, self.key, self.period = rule, rule.dedup_key, rule.dedup_period
-        # key -> [first hit as dict, folded count, last ts, folded event ids]
+        # key -> [first ts, folded count, last ts, folded ids, rule-level fields, the first hit's own fields...]
         self.open: dict[str, list[Any]] = {}
         self.suppressed = 0
         self.next_due = math.inf  # earliest period end: advance() is free until then
+        self.shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # evidence key tuples shared by all keys
+        self.consts: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # rule-level fields, one tuple for all keys
+
+    def _state(self, f: dict[str, Any] | Hit) -> list[Any]:
+        get: Callable[[str], Any] = f.get if isinstance(f, dict) else lambda name: getattr(f, name)
+        consts = tuple(pack(get(n), self.shapes) for n in _CONST_FIELDS)
+        consts = self.consts.setdefault(consts, consts)
+        ids = get("event_ids")
+        group = get("group")
+        return [get("ts"), 0, get("ts"), None, consts, get("output"), get("scope_value"),
+                ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
+                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes), get("tenant_id"),
+                get("deployment_id"), get("model"), get("agent_run_id"), pack(list(get("sources")), self.shapes)]
 
     def admit(self, hit: Hit, e: dict[str, Any], out: list[Hit]) -> None:
         key = self.key.render(e)
         hit.dedup_key = key
         state = self.open.get(key)
-        if state is not None and hit.ts >= state[0]["ts"] + self.period:
+        if state is not None and hit.ts >= state[TS] + self.period:
             self._close(key, out)
             state = None
         if state is None:
-            self.open[key] = [dataclasses.asdict(hit), 0, hit.ts, []]
+            self.open[key] = self._state(hit)
             self.next_due = min(self.next_due, hit.ts + self.period)
             out.append(hit)
             return
-        state[1] += 1
-        state[2] = max(state[2], hit.ts)
-        state[3] = (state[3] + hit.event_ids)[-MAX_FOLDED_IDS:]
+        state[COUNT] += 1
+        state[LAST_TS] = max(state[LAST_TS], hit.ts)
+        state[IDS] = ((state[IDS] or []) + hit.event_ids)[-MAX_FOLDED_IDS:]
         self.suppressed += 1
 
     def advance(self, watermark: float, out: list[Hit]) -> None:
         if watermark < self.next_due:
             return
-        for key in [k for k, s in self.open.items() if s[0]["ts"] + self.period <= watermark]:
+        for key in [k for k, s in self.open.items() if s[TS] + self.period <= watermark]:
             self._close(key, out)
-        self.next_due = min((s[0]["ts"] + self.period for s in self.open.values()), default=math.inf)
+        self.next_due = min((s[TS] + self.period for s in self.open.values()), default=math.inf)
+
+    @staticmethod
+    def _first(key: str, s: list[Any]) -> dict[str, Any]:
+        """The first hit as ``dataclasses.asdict`` gave it (the version 1 snapshot format)."""
+        first = dict(zip(_CONST_FIELDS, map(unpack, s[CONSTS]), strict=True))
+        ids = s[EVENT_IDS]
+        first.update(output=s[OUTPUT], ts=s[TS], scope_value=s[SCOPE],
+                     event_ids=[ids] if type(ids) is str else unpack(ids), group=unpack(s[GROUP]) or {},
+                     evidence=unpack(s[EVIDENCE]), tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
+                     agent_run_id=s[RUN], sources=unpack(s[SOURCES]), dedup_key=key)
+        return {name: first[name] for name in Hit.__dataclass_fields__}
 
     def _close(self, key: str, out: list[Hit]) -> None:
-        first, count, last_ts, ids = self.open.pop(key)
+        s = self.open.pop(key)
+        count, last_ts, ids = s[COUNT], s[LAST_TS], s[IDS] or []
         if not count:
             return
-        summary = Hit(**{**first, "sources": [tuple(s) for s in first["sources"]]})
+        first = self._first(key, s)
+        summary = Hit(**{**first, "sources": [tuple(x) for x in first["sources"]]})
         summary.output = f"{first['output']} (+{count} more suppressed within {self.period:g}s)"
         summary.ts = last_ts
         summary.event_ids = list(ids)
@@ -68,8 +144,13 @@ class Suppressor:
         out.append(summary)
 
     def dump(self) -> Any:
-        return self.open
+        """Version 1 format: ``{key: [first hit as a dict, folded count, last ts, folded ids]}``."""
+        return {k: [self._first(k, s), s[COUNT], s[LAST_TS], s[IDS] or []] for k, s in self.open.items()}
 
     def load(self, data: Any) -> None:
-        self.open = {k: list(v) for k, v in data.items()}
+        self.open = {}
+        for k, (first, count, last_ts, ids) in data.items():
+            s = self._state(first)
+            s[COUNT], s[LAST_TS], s[IDS] = count, last_ts, list(ids) or None
+            self.open[k] = s
         self.next_due = -math.inf

@@ -1,12 +1,19 @@
 """Threshold rules over event-time windows: count, sum, avg, min, max, distinct.
 
-State is compact and bounded. A *tumbling* window keeps, per (window start,
-group key), a handful of numbers (count, sum, min, max; a set only for
-``distinct``), the last 10 event ids and — only for thresholds judged at
-close — a reduced copy of the last event. A *sliding* window keeps per group
-key a deque of ``(ts, value, event_id)``, at most ``max_events`` long (older
-entries beyond it are evicted and counted in ``overflow``); a ``distinct`` set
-holds at most ``max_events`` values (the count saturates there, also counted).
+State is compact and bounded (about a hundred bytes per key, see
+``benchmarks/rules_bench.py --memory``). A *tumbling* window keeps, per
+(window start, group key), one short list: the count, the newest event time,
+the event ids (the last 10; a lone id is kept bare, and an eager window
+forgets them once it fired), only the numbers its aggregation needs (sum and
+number of values; or the extreme; a set only for ``distinct``) and — only
+for thresholds judged at close — the last event's context as a tuple of the
+values the hit needs (the event itself until the end of its batch). A
+*sliding* window keeps per group key one flat list ``ts, [value,] event_id,
+...`` (no value for ``count``), at most ``max_events`` entries long (older
+entries beyond it are evicted and counted in ``overflow``); a ``distinct``
+set holds at most ``max_events`` values (the count saturates there, also
+counted). A window grouped by one field is keyed by the bare value. The
+snapshot format is unchanged (see ``dump``).
 
 When a threshold is decided:
 
@@ -27,12 +34,17 @@ judged again at the next advance.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from rules.base import Hit
-from rules.hits import group_dict, make_hit, reduce_event
+from rules.hits import (
+    compact_context,
+    expand_context,
+    group_dict,
+    make_hit,
+    reduce_event,
+)
 from rules.rule import RuleDef, WindowSpec
 from rules.template import getter
 
@@ -41,8 +53,11 @@ MAX_IDS = 10
 _CMP: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
-# accumulator slots of a tumbling window
+# accumulator slots of a tumbling window in snapshots (version 1 format)
 COUNT, SUM, NVALS, MIN, MAX, DISTINCT, FIRED, IDS, LAST_TS, CTX = range(10)
+# ... and in memory: [count, last ts, ids, aggregation slots (A, B), context (judged at close only)]
+_N, _LAST, _IDS, _A, _B = range(5)
+_AGG_SLOTS = {"count": 0, "sum": 2, "avg": 2, "min": 1, "max": 1, "distinct": 1}
 
 
 def hashable_key(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -82,30 +97,62 @@ class _WindowBase:
         self.group_getters = tuple(getter(f) for f in self.spec.group_by)
         flat = all("." not in f for f in self.spec.group_by)
         self.group_fields = self.spec.group_by if flat else None
+        # one flat group field: the bare value is the key (no tuple per key)
+        self.single = self.spec.group_by[0] if flat and len(self.spec.group_by) == 1 else None
         self.value_getter = getter(self.spec.field) if self.spec.field else None
         self.test = _CMP[self.spec.op]
         self.overflow = 0
 
-    def key(self, e: dict[str, Any]) -> tuple[Any, ...] | None:
+    def key(self, e: dict[str, Any]) -> Any:
+        """The state key of an event (None: not countable); the bare value when grouped by one field."""
+        if self.single is not None:
+            v = e.get(self.single)
+            if v is None:
+                return None
+            try:
+                hash(v)
+            except TypeError:
+                return None
+            return v
         fields = self.group_fields
         key = tuple(map(e.get, fields)) if fields is not None else tuple(g(e) for g in self.group_getters)
         return None if None in key else hashable_key(key)
 
-    def fire(self, e: dict[str, Any], key: tuple[Any, ...], value: float, count: int, ids: list[str],
+    def key_tuple(self, key: Any) -> tuple[Any, ...]:
+        return (key,) if self.single is not None else key
+
+    def from_tuple(self, key: list[Any] | tuple[Any, ...]) -> Any:
+        return key[0] if self.single is not None else tuple(key)
+
+    def fire(self, e: dict[str, Any], key: Any, value: float, count: int, ids: list[str],
              ts: float, start: float, out: list[Hit]) -> None:
         s = self.spec
         extra = {"window.value": value, "window.threshold": s.value, "window.agg": s.agg, "window.count": count,
                  "window.duration": s.duration, "window.field": s.field}
         evidence = {"agg": s.agg, "field": s.field, "value": value, "op": s.op, "threshold": s.value,
                     "count": count, "window_type": s.type, "window_start": start, "window_end": start + s.duration}
-        self.emit(make_hit(self.rule, e, ts, list(ids), group_dict(s.group_by, key), evidence, extra), e, out)
+        self.emit(make_hit(self.rule, e, ts, list(ids), group_dict(s.group_by, self.key_tuple(key)), evidence,
+                           extra), e, out)
+
+
+def _ids(ids: Any) -> list[Any]:
+    """The id list of an accumulator's ids slot (a list, or one bare id)."""
+    return ids if type(ids) is list else [ids]
 
 
 class TumblingWindow(_WindowBase):
     def __init__(self, rule: RuleDef, lateness: float, emit: Emit) -> None:
         super().__init__(rule, lateness, emit)
-        self.buckets: dict[float, dict[tuple[Any, ...], list[Any]]] = {}
+        self.buckets: dict[float, dict[Any, list[Any]]] = {}
         self.eager = self.spec.eager
+        self.agg = self.spec.agg
+        self.nslots = _AGG_SLOTS[self.agg]
+        self.ctx_slot = _A + self.nslots  # only windows judged at close have it
+        self.template: list[Any] = [0, None, None]
+        self.template += [0.0, 0] if self.agg in ("sum", "avg") else [None] * self.nslots
+        if not self.eager:
+            self.template.append(None)
+        self.pending: dict[int, list[Any]] = {}  # accumulators holding a whole event until the batch ends
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
         key = self.key(e)
@@ -113,44 +160,88 @@ class TumblingWindow(_WindowBase):
             return
         s = self.spec
         ts = e["_ts"]
-        start = math.floor(ts / s.duration) * s.duration
+        d = s.duration
+        start = math.floor(ts / d) * d
         accs = self.buckets.get(start)
         if accs is None:
             accs = self.buckets[start] = {}
         acc = accs.get(key)
+        eid = e.get("event_id")
         if acc is None:
-            acc = accs[key] = [0, 0.0, 0, None, None, set() if s.agg == "distinct" else None, False, [], ts, None]
-        acc[COUNT] += 1
-        v = _value(s, e, self.value_getter)
-        if v is not None:
-            if s.agg == "distinct":
-                if len(acc[DISTINCT]) < s.max_events:
-                    acc[DISTINCT].add(v)
-                elif v not in acc[DISTINCT]:
-                    self.overflow += 1  # the set is full: the count saturates at max_events
-            else:
-                acc[SUM] += v
-                acc[NVALS] += 1
-                acc[MIN] = v if acc[MIN] is None or v < acc[MIN] else acc[MIN]
-                acc[MAX] = v if acc[MAX] is None or v > acc[MAX] else acc[MAX]
-        ids = acc[IDS]
-        ids.append(e.get("event_id"))
-        if len(ids) > MAX_IDS:
-            del ids[0]
-        acc[LAST_TS] = max(acc[LAST_TS], ts)
+            acc = accs[key] = self.template.copy()
+            acc[_N] = 1
+            acc[_LAST] = ts
+            acc[_IDS] = eid if type(eid) is str else [eid]
+        else:
+            acc[_N] += 1
+            acc[_LAST] = max(acc[_LAST], ts)
+            ids = acc[_IDS]
+            if type(ids) is list:
+                ids.append(eid)
+                if len(ids) > MAX_IDS:
+                    del ids[0]
+            elif ids is not True:  # True: an eager window that fired no longer needs its ids
+                acc[_IDS] = [ids, eid]
+        agg = self.agg
+        if agg != "count":
+            v = _value(s, e, self.value_getter)
+            if v is not None:
+                if agg == "distinct":
+                    seen = acc[_A]
+                    if seen is None:
+                        acc[_A] = {v}
+                    elif len(seen) < s.max_events:
+                        seen.add(v)
+                    elif v not in seen:
+                        self.overflow += 1  # the set is full: the count saturates at max_events
+                elif agg == "sum" or agg == "avg":
+                    acc[_A] += v
+                    acc[_B] += 1
+                elif agg == "min":
+                    if acc[_A] is None or v < acc[_A]:
+                        acc[_A] = v
+                elif acc[_A] is None or v > acc[_A]:
+                    acc[_A] = v
         if not self.eager:
-            acc[CTX] = e  # reduced to the context fields only when snapshotted (see dump)
-        elif not acc[FIRED]:
+            acc[self.ctx_slot] = e  # reduced to a context tuple when the batch ends (see flush)
+            self.pending[id(acc)] = acc
+        elif acc[_IDS] is not True:
             value = self._value(acc)
-            if value is not None and acc[COUNT] >= s.min_count and self.test(value, s.value):
-                acc[FIRED] = True
-                self.fire(e, key, value, acc[COUNT], ids, ts, start, out)
+            if value is not None and acc[_N] >= s.min_count and self.test(value, s.value):
+                ids = _ids(acc[_IDS])
+                acc[_IDS] = True
+                self.fire(e, key, value, acc[_N], ids, ts, start, out)
 
     def _value(self, acc: list[Any]) -> float | None:
-        return aggregate(self.spec, acc[COUNT], acc[SUM], acc[NVALS], acc[MIN], acc[MAX],
-                         len(acc[DISTINCT]) if acc[DISTINCT] is not None else 0)
+        agg = self.agg
+        if agg == "count":
+            return acc[_N]
+        if agg == "distinct":
+            return len(acc[_A]) if acc[_A] is not None else 0
+        if agg == "sum" or agg == "avg":
+            if not acc[_B]:
+                return None
+            return acc[_A] if agg == "sum" else acc[_A] / acc[_B]
+        return acc[_A]
+
+    def flush(self) -> None:
+        """Reduce the events the last batch left in accumulators to their context tuples."""
+        if self.pending:
+            slot, fields = self.ctx_slot, self.rule.context_fields
+            for acc in self.pending.values():
+                ctx = acc[slot]
+                if type(ctx) is dict:
+                    acc[slot] = compact_context(ctx, fields)
+            self.pending.clear()
+
+    def _context(self, acc: list[Any]) -> dict[str, Any]:
+        ctx = acc[self.ctx_slot]
+        if ctx is None:
+            return {}
+        return ctx if type(ctx) is dict else expand_context(ctx, self.rule.context_fields)
 
     def advance(self, watermark: float, out: list[Hit]) -> None:
+        self.flush()
         s = self.spec
         for start in sorted(b for b in self.buckets if b + s.duration + self.lateness <= watermark):
             accs = self.buckets.pop(start)
@@ -158,31 +249,62 @@ class TumblingWindow(_WindowBase):
                 continue
             for key, acc in accs.items():
                 value = self._value(acc)
-                if value is not None and acc[COUNT] >= s.min_count and self.test(value, s.value):
-                    self.fire(acc[CTX] or {}, key, value, acc[COUNT], acc[IDS], acc[LAST_TS], start, out)
+                if value is not None and acc[_N] >= s.min_count and self.test(value, s.value):
+                    self.fire(self._context(acc), key, value, acc[_N], _ids(acc[_IDS]), acc[_LAST], start, out)
 
     def size(self) -> int:
         return sum(len(a) for a in self.buckets.values())
 
     def dump(self) -> Any:
-        fields = self.rule.context_fields
-        return [[start, list(key), [*acc[:DISTINCT], sorted(acc[DISTINCT]) if acc[DISTINCT] is not None else None,
-                                    *acc[FIRED:CTX], reduce_event(acc[CTX], fields) if acc[CTX] else None]]
-                for start, accs in self.buckets.items() for key, acc in accs.items()]
+        """Version 1 format: ``[start, key, [count, sum, nvals, min, max, distinct, fired, ids, last_ts, ctx]]``."""
+        agg, fields = self.agg, self.rule.context_fields
+        rows = []
+        for start, accs in self.buckets.items():
+            for key, acc in accs.items():
+                total, nvals, lo, hi, distinct = 0.0, 0, None, None, None
+                if agg in ("sum", "avg"):
+                    total, nvals = acc[_A], acc[_B]
+                elif agg in ("min", "max") and acc[_A] is not None:
+                    nvals, lo, hi = 1, acc[_A], acc[_A]
+                elif agg == "distinct":
+                    distinct = sorted(acc[_A]) if acc[_A] is not None else []
+                fired = acc[_IDS] is True
+                ctx = None if self.eager else acc[self.ctx_slot]
+                if ctx is not None:
+                    ctx = reduce_event(ctx, fields) if type(ctx) is dict else expand_context(ctx, fields)
+                rows.append([start, list(self.key_tuple(key)), [acc[_N], total, nvals, lo, hi, distinct, fired,
+                                                                  [] if fired else list(_ids(acc[_IDS])),
+                                                                  acc[_LAST], ctx or None]])
+        return rows
 
     def load(self, data: Any) -> None:
         self.buckets = {}
-        for start, key, acc in data:
-            if acc[DISTINCT] is not None:
-                acc[DISTINCT] = set(acc[DISTINCT])
-            self.buckets.setdefault(start, {})[tuple(key)] = acc
+        self.pending.clear()
+        agg, fields = self.agg, self.rule.context_fields
+        for start, key, old in data:
+            acc = self.template.copy()
+            acc[_N], acc[_LAST] = old[COUNT], old[LAST_TS]
+            ids = list(old[IDS])[-MAX_IDS:]
+            acc[_IDS] = True if old[FIRED] and self.eager else (ids[0] if len(ids) == 1 and type(ids[0]) is str
+                                                               else ids)
+            if agg in ("sum", "avg"):
+                acc[_A], acc[_B] = old[SUM], old[NVALS]
+            elif agg in ("min", "max"):
+                acc[_A] = old[MIN] if agg == "min" else old[MAX]
+            elif agg == "distinct":
+                acc[_A] = set(old[DISTINCT]) if old[DISTINCT] else None
+            if not self.eager and old[CTX]:
+                acc[self.ctx_slot] = compact_context(old[CTX], fields)
+            self.buckets.setdefault(start, {})[self.from_tuple(key)] = acc
 
 
 class SlidingWindow(_WindowBase):
     def __init__(self, rule: RuleDef, lateness: float, emit: Emit) -> None:
         super().__init__(rule, lateness, emit)
-        self.keys: dict[tuple[Any, ...], deque[tuple[float, Any, Any]]] = {}
+        # key -> flat history: ts, event_id, ts, event_id, ... (count) or ts, value, event_id, ... (others)
+        self.keys: dict[Any, list[Any]] = {}
         self.next_sweep = -math.inf
+        self.stride = 2 if self.spec.agg == "count" else 3
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
         key = self.key(e)
@@ -190,31 +312,41 @@ class SlidingWindow(_WindowBase):
             return
         s = self.spec
         ts = e["_ts"]
-        dq = self.keys.get(key)
-        if dq is None:
-            dq = self.keys[key] = deque()
-        dq.append((ts, _value(s, e, self.value_getter), e.get("event_id")))
-        horizon = ts - s.duration
-        while dq and dq[0][0] <= horizon:
-            dq.popleft()
-        while len(dq) > s.max_events:
-            dq.popleft()
-            self.overflow += 1
-        if len(dq) < s.min_count:
+        stride = self.stride
+        h = self.keys.get(key)
+        if h is None:
+            h = self.keys[key] = [ts, e.get("event_id")] if stride == 2 else \
+                [ts, _value(s, e, self.value_getter), e.get("event_id")]
+        else:
+            if stride == 2:
+                h += (ts, e.get("event_id"))
+            else:
+                h += (ts, _value(s, e, self.value_getter), e.get("event_id"))
+            horizon = ts - s.duration
+            if h[0] <= horizon:
+                i, n = stride, len(h)
+                while i < n and h[i] <= horizon:
+                    i += stride
+                del h[:i]
+            over = len(h) // stride - s.max_events
+            if over > 0:
+                del h[:over * stride]
+                self.overflow += over
+        count = len(h) // stride
+        if count < s.min_count:
             return
-        value = self._value(dq)
+        value = self._value(h, count)
         if value is not None and self.test(value, s.value):
-            first = min(item[0] for item in dq)
-            ids = [item[2] for item in dq][-MAX_IDS:]
-            count = len(dq)
-            dq.clear()
+            first = min(h[::stride])
+            ids = h[stride - 1::stride][-MAX_IDS:]
+            h.clear()
             self.fire(e, key, value, count, ids, ts, first, out)
 
-    def _value(self, dq: deque[tuple[float, Any, Any]]) -> float | None:
+    def _value(self, h: list[Any], count: int) -> float | None:
         s = self.spec
         if s.agg == "count":
-            return len(dq)
-        values = [item[1] for item in dq if item[1] is not None]
+            return count
+        values = [v for v in h[1::3] if v is not None]
         if s.agg == "distinct":
             return len(set(values))
         if not values:
@@ -229,7 +361,8 @@ class SlidingWindow(_WindowBase):
         if watermark < self.next_sweep:
             return
         horizon = watermark - self.spec.duration - self.lateness
-        for key in [k for k, dq in self.keys.items() if not dq or max(i[0] for i in dq) <= horizon]:
+        stride = self.stride
+        for key in [k for k, h in self.keys.items() if not h or max(h[::stride]) <= horizon]:
             del self.keys[key]
         self.next_sweep = watermark + self.spec.duration
 
@@ -237,7 +370,16 @@ class SlidingWindow(_WindowBase):
         return len(self.keys)
 
     def dump(self) -> Any:
-        return [[list(k), [list(i) for i in dq]] for k, dq in self.keys.items()]
+        """Version 1 format: ``[key, [[ts, value, event_id], ...]]``."""
+        if self.stride == 2:
+            return [[list(self.key_tuple(k)), [[h[i], None, h[i + 1]] for i in range(0, len(h), 2)]]
+                    for k, h in self.keys.items()]
+        return [[list(self.key_tuple(k)), [h[i:i + 3] for i in range(0, len(h), 3)]] for k, h in self.keys.items()]
 
     def load(self, data: Any) -> None:
-        self.keys = {tuple(k): deque(tuple(i) for i in items) for k, items in data}
+        self.keys = {}
+        for k, items in data:
+            h: list[Any] = []
+            for ts, v, eid in items:
+                h += (ts, eid) if self.stride == 2 else (ts, v, eid)
+            self.keys[self.from_tuple(k)] = h
