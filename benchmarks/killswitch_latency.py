@@ -93,21 +93,28 @@ async def run(bootstrap: str, workdir: Path, rate: float, duration: float, every
         collector = asyncio.create_task(collect())
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
         await producer.start()
+        # pre-encode the background traffic, so generating it does not compete for the CPU while timing
         gen = FleetGenerator(start_ts=time.time(), seed=11, injections=[])
+        tick = 0.05
+        per_tick = int(rate * tick)
+        t_gen = time.time()
+        ticks: list[list[tuple[bytes, bytes]]] = []
+        for k in range(int(duration / tick) + 1):
+            events = list(gen.events_between(t_gen + k * tick, t_gen + (k + 1) * tick, per_tick, 0.0))
+            ticks.append([(events[i]["deployment_id"].encode(),
+                           orjson.dumps({"kind": "batch", "events": events[i:i + 250]}))
+                          for i in range(0, len(events), 250)])
         background = 0
         t0 = time.monotonic()
         next_breach = t0 + 3.0
         breaches = 0
-        tick = 0.05
         try:
-            while (now := time.monotonic()) - t0 < duration:
-                wall = time.time()
-                events = list(gen.events_between(wall - tick, wall, int(rate * tick), 0.0))
-                for i in range(0, len(events), 250):
-                    chunk = events[i:i + 250]
-                    await producer.send(topic, orjson.dumps({"kind": "batch", "events": chunk}),
-                                        key=chunk[0]["deployment_id"].encode())
-                background += len(events)
+            k = 0
+            while (now := time.monotonic()) - t0 < duration and k < len(ticks):
+                for key, payload in ticks[k]:
+                    await producer.send(topic, payload, key=key)
+                background += per_tick
+                k += 1
                 if now >= next_breach:
                     b = breach(breaches)
                     sent_at[b["agent_run_id"]] = time.time()
