@@ -203,7 +203,7 @@ def _validate_one(obj: Any, rec: Record, index: int | None, raw_for_dlq: bytes |
                                      f"expected a JSON object for an event, got {type(obj).__name__}", raw, index, now))
         return
     etype = obj.get("event_type")
-    if etype is not None and etype not in _EVENT_TYPES:
+    if etype is not None and (not isinstance(etype, str) or etype not in _EVENT_TYPES):
         raw = raw_for_dlq if raw_for_dlq is not None else orjson.dumps(obj)
         out.deadletters.append(_dead(
             rec, DeadLetterReason.unknown_event_type,
