@@ -48,7 +48,7 @@ __all__ = ['Engine', 'build_engine', 'builtin_packs', 'engine_from_text', 'load_
 SNAPSHOT_VERSION = 1
 _TS = itemgetter("_ts")
 Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]
-Bucket = tuple[Callable[[dict[str, Any]], list[int]], tuple[Unit, ...]]
+Bucket = tuple[Callable[[dict[str, Any]], tuple[int, ...]], tuple[Unit, ...]]
 
 
 class _EventRule:
@@ -133,14 +133,14 @@ class Engine:
         """
         event_type, action_category = key
         units: list[Unit] = []
-        lines = ["def _bucket(e):", "    m = []"]
+        lines = ["def _bucket(e):", "    m = ()"]  # most events match nothing: no allocation for them
         for prereq, unit, code in self._units:
             if prereq is not None:
                 if "action_category" in prereq and action_category not in prereq["action_category"]:
                     continue
                 if "event_type" in prereq and event_type not in prereq["event_type"]:
                     continue
-            lines += [f"    if {code}:", f"        m.append({len(units)})"]
+            lines += [f"    if {code}:", f"        m += ({len(units)},)"]
             units.append(unit)
         lines.append("    return m")
         namespace = dict(self._namespace)
@@ -148,15 +148,15 @@ class Engine:
         self._cache[key] = (namespace["_bucket"], tuple(units))
         return self._cache[key]
 
-    def _one_by_one(self, e: dict[str, Any], units: tuple[Unit, ...]) -> list[int]:
-        matched = []
+    def _one_by_one(self, e: dict[str, Any], units: tuple[Unit, ...]) -> tuple[int, ...]:
+        matched: list[int] = []
         for i, (pred, _, _) in enumerate(units):
             try:
                 if pred(e):
                     matched.append(i)
             except (TypeError, AttributeError, ValueError):  # a malformed event dict never stops a batch
                 self.counters["eval_errors"] += 1
-        return matched
+        return tuple(matched)
 
     # -- BatchEvaluator -------------------------------------------------------------------------
     def process(self, events: list[dict[str, Any]]) -> list[Hit]:
@@ -168,10 +168,10 @@ class Engine:
         late_before = self.watermark - self.lateness
         if events[0]["_ts"] < late_before:
             self.counters["late_events"] += bisect.bisect_left(events, late_before, key=_TS)
-        cache = self._cache
+        cache_get = self._cache.get
         for e in events:
             key = (e.get("event_type"), e.get("action_category"))
-            bucket = cache.get(key)
+            bucket = cache_get(key)
             if bucket is None:
                 bucket = self._bucket(key)
             fused, units = bucket

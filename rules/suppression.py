@@ -81,6 +81,10 @@ class Suppressor:
         self.next_due = math.inf  # earliest period end: advance() is free until then
         self.shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # evidence key tuples shared by all keys
         self.consts: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # rule-level fields, one tuple for all keys
+        # True while the open keys' first-hit times never decrease in insertion order (hits come sorted by
+        # time, so nearly always): then the keys due are a prefix of ``open`` and advance() need not scan it all
+        self.ordered = True
+        self.newest = -math.inf
 
     def _state(self, f: dict[str, Any] | Hit) -> list[Any]:
         get: Callable[[str], Any] = f.get if isinstance(f, dict) else lambda name: getattr(f, name)
@@ -102,6 +106,10 @@ class Suppressor:
             state = None
         if state is None:
             self.open[key] = self._state(hit)
+            if hit.ts < self.newest:
+                self.ordered = False
+            else:
+                self.newest = hit.ts
             self.next_due = min(self.next_due, hit.ts + self.period)
             out.append(hit)
             return
@@ -113,9 +121,27 @@ class Suppressor:
     def advance(self, watermark: float, out: list[Hit]) -> None:
         if watermark < self.next_due:
             return
-        for key in [k for k, s in self.open.items() if s[TS] + self.period <= watermark]:
+        period = self.period
+        if self.ordered:
+            due = []
+            for k, s in self.open.items():
+                if s[TS] + period > watermark:
+                    break
+                due.append(k)
+            for key in due:
+                self._close(key, out)
+            self.next_due = next((s[TS] + period for s in self.open.values()), math.inf)
+            return
+        for key in [k for k, s in self.open.items() if s[TS] + period <= watermark]:
             self._close(key, out)
-        self.next_due = min((s[TS] + self.period for s in self.open.values()), default=math.inf)
+        self.next_due = min((s[TS] + period for s in self.open.values()), default=math.inf)
+        last = -math.inf  # the scan closed the late keys: are the rest in order again?
+        for s in self.open.values():
+            if s[TS] < last:
+                break
+            last = s[TS]
+        else:
+            self.ordered, self.newest = True, last
 
     @staticmethod
     def _first(key: str, s: list[Any]) -> dict[str, Any]:
@@ -154,3 +180,4 @@ class Suppressor:
             s[COUNT], s[LAST_TS], s[IDS] = count, last_ts, list(ids) or None
             self.open[k] = s
         self.next_due = -math.inf
+        self.ordered, self.newest = False, -math.inf  # the next advance checks the order

@@ -57,6 +57,7 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 COUNT, SUM, NVALS, MIN, MAX, DISTINCT, FIRED, IDS, LAST_TS, CTX = range(10)
 # ... and in memory: [count, last ts, ids, aggregation slots (A, B), context (judged at close only)]
 _N, _LAST, _IDS, _A, _B = range(5)
+_SUM, _MIN, _MAX, _DISTINCT = 1, 2, 3, 4  # aggregation codes of the hot path
 _AGG_SLOTS = {"count": 0, "sum": 2, "avg": 2, "min": 1, "max": 1, "distinct": 1}
 
 
@@ -153,19 +154,40 @@ class TumblingWindow(_WindowBase):
         if not self.eager:
             self.template.append(None)
         self.pending: dict[int, list[Any]] = {}  # accumulators holding a whole event until the batch ends
+        # the hot path reads these instead of the spec
+        spec = self.spec
+        self.agg_code = {"count": 0, "sum": _SUM, "avg": _SUM, "min": _MIN, "max": _MAX, "distinct": _DISTINCT}[spec.agg]
+        self.value_field = spec.field if spec.field and "." not in spec.field else None
+        self.duration, self.min_count, self.threshold, self.max_events = (spec.duration, spec.min_count, spec.value,
+                                                                          spec.max_events)
+        self.last_start: float | None = None
+        self.last_accs: dict[Any, list[Any]] = {}
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
-        key = self.key(e)
-        if key is None:
-            return
-        s = self.spec
+        single = self.single
+        if single is not None:
+            key = e.get(single)
+            if key is None:
+                return
+        else:
+            key = self.key(e)
+            if key is None:
+                return
         ts = e["_ts"]
-        d = s.duration
+        d = self.duration
         start = math.floor(ts / d) * d
-        accs = self.buckets.get(start)
-        if accs is None:
-            accs = self.buckets[start] = {}
-        acc = accs.get(key)
+        if start == self.last_start:  # consecutive events mostly fall in the same window
+            accs = self.last_accs
+        else:
+            found = self.buckets.get(start)
+            if found is None:
+                found = self.buckets[start] = {}
+            self.last_start, self.last_accs = start, found
+            accs = found
+        try:
+            acc = accs.get(key)
+        except TypeError:  # a malformed event put a list or map in the group field: not countable
+            return
         eid = e.get("event_id")
         if acc is None:
             acc = accs[key] = self.template.copy()
@@ -174,7 +196,8 @@ class TumblingWindow(_WindowBase):
             acc[_IDS] = eid if type(eid) is str else [eid]
         else:
             acc[_N] += 1
-            acc[_LAST] = max(acc[_LAST], ts)
+            if ts > acc[_LAST]:  # noqa: PLR1730 - a comparison is cheaper than a call on the hot path
+                acc[_LAST] = ts
             ids = acc[_IDS]
             if type(ids) is list:
                 ids.append(eid)
@@ -182,32 +205,35 @@ class TumblingWindow(_WindowBase):
                     del ids[0]
             elif ids is not True:  # True: an eager window that fired no longer needs its ids
                 acc[_IDS] = [ids, eid]
-        agg = self.agg
-        if agg != "count":
-            v = _value(s, e, self.value_getter)
+        agg = self.agg_code
+        if agg:
+            field = self.value_field
+            v = e.get(field) if field is not None else self.value_getter(e)  # type: ignore[misc]
             if v is not None:
-                if agg == "distinct":
+                if agg == _DISTINCT:
+                    v = str(v)
                     seen = acc[_A]
                     if seen is None:
                         acc[_A] = {v}
-                    elif len(seen) < s.max_events:
+                    elif len(seen) < self.max_events:
                         seen.add(v)
                     elif v not in seen:
                         self.overflow += 1  # the set is full: the count saturates at max_events
-                elif agg == "sum" or agg == "avg":
-                    acc[_A] += v
-                    acc[_B] += 1
-                elif agg == "min":
-                    if acc[_A] is None or v < acc[_A]:
+                elif type(v) is float or type(v) is int:
+                    if agg == _SUM:
+                        acc[_A] += v
+                        acc[_B] += 1
+                    elif agg == _MIN:
+                        if acc[_A] is None or v < acc[_A]:
+                            acc[_A] = v
+                    elif acc[_A] is None or v > acc[_A]:
                         acc[_A] = v
-                elif acc[_A] is None or v > acc[_A]:
-                    acc[_A] = v
         if not self.eager:
             acc[self.ctx_slot] = e  # reduced to a context tuple when the batch ends (see flush)
             self.pending[id(acc)] = acc
         elif acc[_IDS] is not True:
             value = self._value(acc)
-            if value is not None and acc[_N] >= s.min_count and self.test(value, s.value):
+            if value is not None and acc[_N] >= self.min_count and self.test(value, self.threshold):
                 ids = _ids(acc[_IDS])
                 acc[_IDS] = True
                 self.fire(e, key, value, acc[_N], ids, ts, start, out)
@@ -245,6 +271,7 @@ class TumblingWindow(_WindowBase):
         s = self.spec
         for start in sorted(b for b in self.buckets if b + s.duration + self.lateness <= watermark):
             accs = self.buckets.pop(start)
+            self.last_start = None
             if self.eager:
                 continue
             for key, acc in accs.items():
@@ -279,6 +306,7 @@ class TumblingWindow(_WindowBase):
 
     def load(self, data: Any) -> None:
         self.buckets = {}
+        self.last_start = None
         self.pending.clear()
         agg, fields = self.agg, self.rule.context_fields
         for start, key, old in data:
