@@ -1,13 +1,14 @@
 """Threshold rules over event-time windows: count, sum, avg, min, max, distinct.
 
-State is compact and bounded (about a hundred bytes per key, see
-``benchmarks/rules_bench.py --memory``). A *tumbling* window keeps, per
-(window start, group key), one short list: the count, the newest event time,
-the event ids (the last 10; a lone id is kept bare, and an eager window
-forgets them once it fired), only the numbers its aggregation needs (sum and
-number of values; or the extreme; a set only for ``distinct``) and — only
-for thresholds judged at close — the last event's context as a tuple of the
-values the hit needs (the event itself until the end of its batch). A
+State is compact and bounded (see ``benchmarks/rules_bench.py --memory``).
+A *tumbling* window keeps its keys column by column, per window start (see
+:class:`_Bucket`): per key one dict entry to a row of arrays holding the
+count, the newest event time, the event ids (the last 10; a lone id is kept
+bare, and an eager window forgets them once it fired), only the numbers its
+aggregation needs (sum and number of values; or the extreme; a set only for
+``distinct``) and — only for thresholds judged at close — the last event's
+context as a tuple of the values the hit needs (the event itself until the
+end of its batch). A
 *sliding* window keeps per group key one flat list ``ts, [value,] event_id,
 ...`` (no value for ``count``), at most ``max_events`` entries long (older
 entries beyond it are evicted and counted in ``overflow``); a ``distinct``
@@ -34,6 +35,7 @@ judged again at the next advance.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -55,10 +57,7 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
 # accumulator slots of a tumbling window in snapshots (version 1 format)
 COUNT, SUM, NVALS, MIN, MAX, DISTINCT, FIRED, IDS, LAST_TS, CTX = range(10)
-# ... and in memory: [count, last ts, ids, aggregation slots (A, B), context (judged at close only)]
-_N, _LAST, _IDS, _A, _B = range(5)
 _SUM, _MIN, _MAX, _DISTINCT = 1, 2, 3, 4  # aggregation codes of the hot path
-_AGG_SLOTS = {"count": 0, "sum": 2, "avg": 2, "min": 1, "max": 1, "distinct": 1}
 
 
 def hashable_key(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -141,19 +140,51 @@ def _ids(ids: Any) -> list[Any]:
     return ids if type(ids) is list else [ids]
 
 
+class _Bucket:
+    """The keys of one tumbling window, column by column: per key one dict entry and a few array slots.
+
+    Columns: ``n`` count (array), ``last`` newest event time (array), ``ids`` (one bare id, a list of the
+    last ids, or True once an eager window fired), ``a``/``b`` the aggregation's numbers (sum and number
+    of values in arrays; the extreme or the ``distinct`` set in a list), ``ctx`` the context of a window
+    judged at close (the event itself until its batch ends, then a tuple of values).
+    """
+
+    __slots__ = ("a", "b", "ctx", "ids", "index", "last", "n")
+
+    def __init__(self, agg: str, eager: bool) -> None:
+        self.index: dict[Any, int] = {}
+        self.n = array("q")
+        self.last = array("d")
+        self.ids: list[Any] = []
+        self.a: Any = array("d") if agg in ("sum", "avg") else ([] if agg != "count" else None)
+        self.b: Any = array("q") if agg in ("sum", "avg") else None
+        self.ctx: list[Any] | None = None if eager else []
+
+    def add(self, key: Any, ts: float, eid: Any) -> int:
+        i = len(self.n)
+        self.index[key] = i
+        self.n.append(1)
+        self.last.append(ts)
+        self.ids.append(eid if type(eid) is str else [eid])
+        a = self.a
+        if a is not None:
+            if self.b is not None:
+                a.append(0.0)
+                self.b.append(0)
+            else:
+                a.append(None)
+        if self.ctx is not None:
+            self.ctx.append(None)
+        return i
+
+
 class TumblingWindow(_WindowBase):
     def __init__(self, rule: RuleDef, lateness: float, emit: Emit) -> None:
         super().__init__(rule, lateness, emit)
-        self.buckets: dict[float, dict[Any, list[Any]]] = {}
+        self.buckets: dict[float, _Bucket] = {}
         self.eager = self.spec.eager
         self.agg = self.spec.agg
-        self.nslots = _AGG_SLOTS[self.agg]
-        self.ctx_slot = _A + self.nslots  # only windows judged at close have it
-        self.template: list[Any] = [0, None, None]
-        self.template += [0.0, 0] if self.agg in ("sum", "avg") else [None] * self.nslots
-        if not self.eager:
-            self.template.append(None)
-        self.pending: dict[int, list[Any]] = {}  # accumulators holding a whole event until the batch ends
+        self.pending: set[tuple[_Bucket, int]] = set()  # contexts holding a whole event until the batch ends
         # the hot path reads these instead of the spec
         spec = self.spec
         self.agg_code = {"count": 0, "sum": _SUM, "avg": _SUM, "min": _MIN, "max": _MAX, "distinct": _DISTINCT}[spec.agg]
@@ -161,7 +192,7 @@ class TumblingWindow(_WindowBase):
         self.duration, self.min_count, self.threshold, self.max_events = (spec.duration, spec.min_count, spec.value,
                                                                           spec.max_events)
         self.last_start: float | None = None
-        self.last_accs: dict[Any, list[Any]] = {}
+        self.last_bucket: _Bucket | None = None
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
         single = self.single
@@ -176,92 +207,88 @@ class TumblingWindow(_WindowBase):
         ts = e["_ts"]
         d = self.duration
         start = math.floor(ts / d) * d
-        if start == self.last_start:  # consecutive events mostly fall in the same window
-            accs = self.last_accs
-        else:
-            found = self.buckets.get(start)
-            if found is None:
-                found = self.buckets[start] = {}
-            self.last_start, self.last_accs = start, found
-            accs = found
+        b = self.last_bucket
+        if b is None or start != self.last_start:  # consecutive events mostly fall in the same window
+            b = self.buckets.get(start)
+            if b is None:
+                b = self.buckets[start] = _Bucket(self.agg, self.eager)
+            self.last_start, self.last_bucket = start, b
         try:
-            acc = accs.get(key)
+            i = b.index.get(key)
         except TypeError:  # a malformed event put a list or map in the group field: not countable
             return
         eid = e.get("event_id")
-        if acc is None:
-            acc = accs[key] = self.template.copy()
-            acc[_N] = 1
-            acc[_LAST] = ts
-            acc[_IDS] = eid if type(eid) is str else [eid]
+        if i is None:
+            i = b.add(key, ts, eid)
         else:
-            acc[_N] += 1
-            if ts > acc[_LAST]:  # noqa: PLR1730 - a comparison is cheaper than a call on the hot path
-                acc[_LAST] = ts
-            ids = acc[_IDS]
+            b.n[i] += 1
+            if ts > b.last[i]:  # noqa: PLR1730 - a comparison is cheaper than a call on the hot path
+                b.last[i] = ts
+            ids = b.ids[i]
             if type(ids) is list:
                 ids.append(eid)
                 if len(ids) > MAX_IDS:
                     del ids[0]
             elif ids is not True:  # True: an eager window that fired no longer needs its ids
-                acc[_IDS] = [ids, eid]
+                b.ids[i] = [ids, eid]
         agg = self.agg_code
         if agg:
             field = self.value_field
             v = e.get(field) if field is not None else self.value_getter(e)  # type: ignore[misc]
             if v is not None:
+                a = b.a
                 if agg == _DISTINCT:
                     v = str(v)
-                    seen = acc[_A]
+                    seen = a[i]
                     if seen is None:
-                        acc[_A] = {v}
+                        a[i] = {v}
                     elif len(seen) < self.max_events:
                         seen.add(v)
                     elif v not in seen:
                         self.overflow += 1  # the set is full: the count saturates at max_events
                 elif type(v) is float or type(v) is int:
                     if agg == _SUM:
-                        acc[_A] += v
-                        acc[_B] += 1
+                        a[i] += v
+                        b.b[i] += 1
                     elif agg == _MIN:
-                        if acc[_A] is None or v < acc[_A]:
-                            acc[_A] = v
-                    elif acc[_A] is None or v > acc[_A]:
-                        acc[_A] = v
+                        if a[i] is None or v < a[i]:
+                            a[i] = v
+                    elif a[i] is None or v > a[i]:
+                        a[i] = v
         if not self.eager:
-            acc[self.ctx_slot] = e  # reduced to a context tuple when the batch ends (see flush)
-            self.pending[id(acc)] = acc
-        elif acc[_IDS] is not True:
-            value = self._value(acc)
-            if value is not None and acc[_N] >= self.min_count and self.test(value, self.threshold):
-                ids = _ids(acc[_IDS])
-                acc[_IDS] = True
-                self.fire(e, key, value, acc[_N], ids, ts, start, out)
+            b.ctx[i] = e  # type: ignore[index] # reduced to a context tuple when the batch ends (see flush)
+            self.pending.add((b, i))
+        elif b.ids[i] is not True:
+            value = self._value(b, i)
+            if value is not None and b.n[i] >= self.min_count and self.test(value, self.threshold):
+                ids = _ids(b.ids[i])
+                b.ids[i] = True
+                self.fire(e, key, value, b.n[i], ids, ts, start, out)
 
-    def _value(self, acc: list[Any]) -> float | None:
+    def _value(self, b: _Bucket, i: int) -> float | None:
         agg = self.agg
         if agg == "count":
-            return acc[_N]
+            return b.n[i]
         if agg == "distinct":
-            return len(acc[_A]) if acc[_A] is not None else 0
+            return len(b.a[i]) if b.a[i] is not None else 0
         if agg == "sum" or agg == "avg":
-            if not acc[_B]:
+            if not b.b[i]:
                 return None
-            return acc[_A] if agg == "sum" else acc[_A] / acc[_B]
-        return acc[_A]
+            return b.a[i] if agg == "sum" else b.a[i] / b.b[i]
+        return b.a[i]  # type: ignore[no-any-return]
 
     def flush(self) -> None:
-        """Reduce the events the last batch left in accumulators to their context tuples."""
+        """Reduce the events the last batch left in windows judged at close to their context tuples."""
         if self.pending:
-            slot, fields = self.ctx_slot, self.rule.context_fields
-            for acc in self.pending.values():
-                ctx = acc[slot]
+            fields = self.rule.context_fields
+            for b, i in self.pending:
+                ctx = b.ctx[i]  # type: ignore[index]
                 if type(ctx) is dict:
-                    acc[slot] = compact_context(ctx, fields)
+                    b.ctx[i] = compact_context(ctx, fields)  # type: ignore[index]
             self.pending.clear()
 
-    def _context(self, acc: list[Any]) -> dict[str, Any]:
-        ctx = acc[self.ctx_slot]
+    def _context(self, b: _Bucket, i: int) -> dict[str, Any]:
+        ctx = b.ctx[i]  # type: ignore[index]
         if ctx is None:
             return {}
         return ctx if type(ctx) is dict else expand_context(ctx, self.rule.context_fields)
@@ -270,60 +297,62 @@ class TumblingWindow(_WindowBase):
         self.flush()
         s = self.spec
         for start in sorted(b for b in self.buckets if b + s.duration + self.lateness <= watermark):
-            accs = self.buckets.pop(start)
-            self.last_start = None
+            b = self.buckets.pop(start)
+            self.last_start, self.last_bucket = None, None
             if self.eager:
                 continue
-            for key, acc in accs.items():
-                value = self._value(acc)
-                if value is not None and acc[_N] >= s.min_count and self.test(value, s.value):
-                    self.fire(self._context(acc), key, value, acc[_N], _ids(acc[_IDS]), acc[_LAST], start, out)
+            for key, i in b.index.items():
+                value = self._value(b, i)
+                if value is not None and b.n[i] >= s.min_count and self.test(value, s.value):
+                    self.fire(self._context(b, i), key, value, b.n[i], _ids(b.ids[i]), b.last[i], start, out)
 
     def size(self) -> int:
-        return sum(len(a) for a in self.buckets.values())
+        return sum(len(b.index) for b in self.buckets.values())
 
     def dump(self) -> Any:
         """Version 1 format: ``[start, key, [count, sum, nvals, min, max, distinct, fired, ids, last_ts, ctx]]``."""
         agg, fields = self.agg, self.rule.context_fields
         rows = []
-        for start, accs in self.buckets.items():
-            for key, acc in accs.items():
+        for start, b in self.buckets.items():
+            for key, i in b.index.items():
                 total, nvals, lo, hi, distinct = 0.0, 0, None, None, None
                 if agg in ("sum", "avg"):
-                    total, nvals = acc[_A], acc[_B]
-                elif agg in ("min", "max") and acc[_A] is not None:
-                    nvals, lo, hi = 1, acc[_A], acc[_A]
+                    total, nvals = b.a[i], b.b[i]
+                elif agg in ("min", "max") and b.a[i] is not None:
+                    nvals, lo, hi = 1, b.a[i], b.a[i]
                 elif agg == "distinct":
-                    distinct = sorted(acc[_A]) if acc[_A] is not None else []
-                fired = acc[_IDS] is True
-                ctx = None if self.eager else acc[self.ctx_slot]
+                    distinct = sorted(b.a[i]) if b.a[i] is not None else []
+                fired = b.ids[i] is True
+                ctx = None if b.ctx is None else b.ctx[i]
                 if ctx is not None:
                     ctx = reduce_event(ctx, fields) if type(ctx) is dict else expand_context(ctx, fields)
-                rows.append([start, list(self.key_tuple(key)), [acc[_N], total, nvals, lo, hi, distinct, fired,
-                                                                  [] if fired else list(_ids(acc[_IDS])),
-                                                                  acc[_LAST], ctx or None]])
+                rows.append([start, list(self.key_tuple(key)), [b.n[i], total, nvals, lo, hi, distinct, fired,
+                                                                  [] if fired else list(_ids(b.ids[i])),
+                                                                  b.last[i], ctx or None]])
         return rows
 
     def load(self, data: Any) -> None:
         self.buckets = {}
-        self.last_start = None
+        self.last_start, self.last_bucket = None, None
         self.pending.clear()
         agg, fields = self.agg, self.rule.context_fields
         for start, key, old in data:
-            acc = self.template.copy()
-            acc[_N], acc[_LAST] = old[COUNT], old[LAST_TS]
+            b = self.buckets.get(start)
+            if b is None:
+                b = self.buckets[start] = _Bucket(agg, self.eager)
+            i = b.add(self.from_tuple(key), old[LAST_TS], None)
+            b.n[i] = old[COUNT]
             ids = list(old[IDS])[-MAX_IDS:]
-            acc[_IDS] = True if old[FIRED] and self.eager else (ids[0] if len(ids) == 1 and type(ids[0]) is str
+            b.ids[i] = True if old[FIRED] and self.eager else (ids[0] if len(ids) == 1 and type(ids[0]) is str
                                                                else ids)
             if agg in ("sum", "avg"):
-                acc[_A], acc[_B] = old[SUM], old[NVALS]
+                b.a[i], b.b[i] = old[SUM], old[NVALS]
             elif agg in ("min", "max"):
-                acc[_A] = old[MIN] if agg == "min" else old[MAX]
+                b.a[i] = old[MIN] if agg == "min" else old[MAX]
             elif agg == "distinct":
-                acc[_A] = set(old[DISTINCT]) if old[DISTINCT] else None
-            if not self.eager and old[CTX]:
-                acc[self.ctx_slot] = compact_context(old[CTX], fields)
-            self.buckets.setdefault(start, {})[self.from_tuple(key)] = acc
+                b.a[i] = set(old[DISTINCT]) if old[DISTINCT] else None
+            if b.ctx is not None and old[CTX]:
+                b.ctx[i] = compact_context(old[CTX], fields)
 
 
 class SlidingWindow(_WindowBase):
