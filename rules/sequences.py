@@ -1,10 +1,11 @@
 """Sequence rules: ordered steps joined by fields within a maxspan; absence as the last step.
 
-State per join key is one partial match: ``[next step, start ts, last ts,
-event ids, context, absence deadline]`` — a few numbers, the event ids (a
-lone id kept bare) and, once an absence is armed, the context the hit needs
-as a tuple of values. A sequence joined by one field is keyed by the bare
-value. Semantics, chosen to be predictable:
+State per join key is one partial match, kept row by row in columns (arrays
+of numbers; freed rows are reused): the next step, start and last times,
+the absence deadline, the event ids (a lone id kept bare) and, once an
+absence is armed, the context the hit needs as a tuple of values. A
+sequence joined by one field is keyed by the bare value. Semantics, chosen
+to be predictable:
 
 - a step-0 match starts a partial; while only step 0 has been seen, a newer
   step-0 match restarts it (the latest start gives the best chance to finish
@@ -23,7 +24,9 @@ value. Semantics, chosen to be predictable:
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable
+from math import isnan
 from typing import Any
 
 from rules.base import Hit
@@ -33,7 +36,7 @@ from rules.template import getter
 from rules.windows import hashable_key
 
 Emit = Callable[[Hit, dict[str, Any], list[Hit]], None]
-NEXT, START, LAST, IDS, CTX, DEADLINE = range(6)
+NEXT, START, LAST, IDS, CTX, DEADLINE = range(6)  # slots of a partial in snapshots (version 1)
 
 
 class Sequence:
@@ -44,7 +47,15 @@ class Sequence:
         self.single = self.getters[0] if len(self.getters) == 1 else None  # keyed by the bare value
         self.n = len(self.spec.steps)
         self.absent_last = self.spec.steps[-1].absent
-        self.partials: dict[tuple[Any, ...], list[Any]] = {}
+        # partials row by row (free rows reused): key -> row of next step, start, last, ids, context, deadline
+        self.partials: dict[Any, int] = {}
+        self.free: list[int] = []
+        self.nxt: list[int] = []
+        self.start = array("d")
+        self.last = array("d")
+        self.deadline = array("d")  # NaN: no absence armed
+        self.ids: list[Any] = []  # one bare id, or a list
+        self.ctx: list[tuple[Any, ...] | None] = []
         self.next_due = math.inf
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
@@ -61,62 +72,93 @@ class Sequence:
             if key is None or None in key:
                 return
         ts = e["_ts"]
-        p = self.partials.get(key)
-        if p is not None and p[DEADLINE] is not None and ts > p[DEADLINE]:
-            del self.partials[key]  # this key's own time passed the deadline: the absence is proven
-            self._fire(self._context(p), key, p, p[DEADLINE], absent=True, out=out)
-            p = None
-        elif p is not None and ts - p[START] > self.spec.maxspan and p[DEADLINE] is None:
-            del self.partials[key]
-            p = None
+        i = self.partials.get(key)
+        if i is not None:
+            deadline = self.deadline[i]
+            if not isnan(deadline):  # an absence is armed
+                if ts > deadline:  # this key's own time passed the deadline: the absence is proven
+                    self._fire(self._context(i), key, i, deadline, absent=True, out=out)
+                    self._drop(key, i)
+                    i = None
+            elif ts - self.start[i] > self.spec.maxspan:
+                self._drop(key, i)
+                i = None
         if step == 0:
-            if p is None or p[NEXT] == 1:
-                self._start(key, e, ts)
+            if i is None or self.nxt[i] == 1:
+                self._start(key, e, ts, i)
             return
-        if p is None or p[NEXT] != step or ts < p[LAST]:
+        if i is None or self.nxt[i] != step or ts < self.last[i]:
             return
         if self.spec.steps[step].absent:
-            if ts <= p[DEADLINE]:
-                del self.partials[key]  # the awaited-against event happened: no alert
+            if ts <= self.deadline[i]:
+                self._drop(key, i)  # the awaited-against event happened: no alert
             return
-        if ts - p[START] > self.spec.maxspan:
+        if ts - self.start[i] > self.spec.maxspan:
             return
-        p[NEXT] += 1
-        p[LAST] = ts
-        ids = p[IDS]
+        self.nxt[i] += 1
+        self.last[i] = ts
+        ids = self.ids[i]
         if type(ids) is list:
             ids.append(e.get("event_id"))
         else:
-            p[IDS] = [ids, e.get("event_id")]
-        if p[NEXT] == self.n:
-            del self.partials[key]
-            self._fire(e, key, p, ts, absent=False, out=out)
-        elif self.spec.steps[p[NEXT]].absent:
-            self._arm(p, e, ts)
+            self.ids[i] = [ids, e.get("event_id")]
+        if self.nxt[i] == self.n:
+            self._fire(e, key, i, ts, absent=False, out=out)
+            self._drop(key, i)
+        elif self.spec.steps[self.nxt[i]].absent:
+            self._arm(i, e, ts)
 
-    def _start(self, key: tuple[Any, ...], e: dict[str, Any], ts: float) -> None:
+    def _row(self, key: Any, i: int | None) -> int:
+        """The row of ``key``: its current one (a restart), a free one, or a new one."""
+        if i is None:
+            if self.free:
+                i = self.free.pop()
+            else:
+                i = len(self.nxt)
+                self.nxt.append(0)
+                self.start.append(0.0)
+                self.last.append(0.0)
+                self.deadline.append(math.nan)
+                self.ids.append(None)
+                self.ctx.append(None)
+            self.partials[key] = i
+        return i
+
+    def _drop(self, key: Any, i: int) -> None:
+        del self.partials[key]
+        self.ids[i] = self.ctx[i] = None
+        self.free.append(i)
+
+    def _start(self, key: Any, e: dict[str, Any], ts: float, i: int | None) -> None:
         eid = e.get("event_id")
-        p = [1, ts, ts, eid if type(eid) is str else [eid], None, None]
-        self.partials[key] = p
+        i = self._row(key, i)
+        self.nxt[i], self.start[i], self.last[i], self.deadline[i] = 1, ts, ts, math.nan
+        self.ids[i] = eid if type(eid) is str else [eid]
+        self.ctx[i] = None
         if self.spec.steps[1].absent:
-            self._arm(p, e, ts)
+            self._arm(i, e, ts)
         self.next_due = min(self.next_due, ts + self.spec.maxspan + self.lateness)
 
-    def _arm(self, p: list[Any], e: dict[str, Any], ts: float) -> None:
-        p[DEADLINE] = ts + self.spec.steps[p[NEXT]].within
-        p[CTX] = compact_context(e, self.rule.context_fields)
-        self.next_due = min(self.next_due, p[DEADLINE] + self.lateness)
+    def _arm(self, i: int, e: dict[str, Any], ts: float) -> None:
+        self.deadline[i] = deadline = ts + self.spec.steps[self.nxt[i]].within
+        self.ctx[i] = compact_context(e, self.rule.context_fields)
+        self.next_due = min(self.next_due, deadline + self.lateness)
 
-    def _context(self, p: list[Any]) -> dict[str, Any]:
-        return expand_context(p[CTX], self.rule.context_fields) if p[CTX] is not None else {}
+    def _context(self, i: int) -> dict[str, Any]:
+        ctx = self.ctx[i]
+        return expand_context(ctx, self.rule.context_fields) if ctx is not None else {}
 
-    def _fire(self, e: dict[str, Any], key: Any, p: list[Any], ts: float, absent: bool,
-              out: list[Hit]) -> None:
-        span = ts - p[START]
-        ids = p[IDS] if type(p[IDS]) is list else [p[IDS]]
+    def _ids(self, i: int) -> list[Any]:
+        ids = self.ids[i]
+        return ids if type(ids) is list else [ids]
+
+    def _fire(self, e: dict[str, Any], key: Any, i: int, ts: float, absent: bool, out: list[Hit]) -> None:
+        start = self.start[i]
+        span = ts - start
+        ids = self._ids(i)
         extra = {"sequence.steps": len(ids), "sequence.span_s": span, "sequence.absent": absent}
         evidence = {"steps": len(ids), "span_s": span, "maxspan_s": self.spec.maxspan, "absent": absent,
-                    "started": p[START]}
+                    "started": start}
         group = group_dict(self.spec.by, (key,) if self.single is not None else key)
         self.emit(make_hit(self.rule, e, ts, list(ids), group, evidence, extra), e, out)
 
@@ -124,35 +166,44 @@ class Sequence:
         if watermark < self.next_due:
             return
         due = math.inf
-        for key, p in list(self.partials.items()):
-            if p[DEADLINE] is not None:
-                if p[DEADLINE] + self.lateness <= watermark:
-                    del self.partials[key]
-                    self._fire(self._context(p), key, p, p[DEADLINE], absent=True, out=out)
+        lateness, maxspan = self.lateness, self.spec.maxspan
+        for key, i in list(self.partials.items()):
+            deadline = self.deadline[i]
+            if not isnan(deadline):
+                if deadline + lateness <= watermark:
+                    self._fire(self._context(i), key, i, deadline, absent=True, out=out)
+                    self._drop(key, i)
                     continue
-                due = min(due, p[DEADLINE] + self.lateness)
-            elif p[START] + self.spec.maxspan + self.lateness <= watermark:
-                del self.partials[key]
+                due = min(due, deadline + lateness)
+            elif self.start[i] + maxspan + lateness <= watermark:
+                self._drop(key, i)
             else:
-                due = min(due, p[START] + self.spec.maxspan + self.lateness)
+                due = min(due, self.start[i] + maxspan + lateness)
         self.next_due = due
 
     def size(self) -> int:
         return len(self.partials)
 
     def dump(self) -> Any:
-        """Version 1 format: ``[key, [next, start, last, ids, reduced event or None, deadline]]``."""
-        return [[[k] if self.single is not None else list(k),
-                 [p[NEXT], p[START], p[LAST], p[IDS] if type(p[IDS]) is list else [p[IDS]],
-                  self._context(p) if p[CTX] is not None else None, p[DEADLINE]]]
-                for k, p in self.partials.items()]
+        """Version 1 format: ``[key, [next, start, last, ids, reduced event or None, deadline or None]]``."""
+        rows = []
+        for k, i in self.partials.items():
+            deadline = self.deadline[i]
+            rows.append([[k] if self.single is not None else list(k),
+                         [self.nxt[i], self.start[i], self.last[i], list(self._ids(i)),
+                          self._context(i) if self.ctx[i] is not None else None,
+                          None if isnan(deadline) else deadline]])
+        return rows
 
     def load(self, data: Any) -> None:
         fields = self.rule.context_fields
-        self.partials = {}
+        self.partials, self.free, self.nxt, self.ids, self.ctx = {}, [], [], [], []
+        self.start, self.last, self.deadline = array("d"), array("d"), array("d")
         for k, p in data:
+            i = self._row(k[0] if self.single is not None else tuple(k), None)
             ids = list(p[IDS])
-            p = [p[NEXT], p[START], p[LAST], ids[0] if len(ids) == 1 and type(ids[0]) is str else ids,
-                 compact_context(p[CTX], fields) if p[CTX] is not None else None, p[DEADLINE]]
-            self.partials[k[0] if self.single is not None else tuple(k)] = p
+            self.nxt[i], self.start[i], self.last[i] = p[NEXT], p[START], p[LAST]
+            self.deadline[i] = math.nan if p[DEADLINE] is None else p[DEADLINE]
+            self.ids[i] = ids[0] if len(ids) == 1 and type(ids[0]) is str else ids
+            self.ctx[i] = compact_context(p[CTX], fields) if p[CTX] is not None else None
         self.next_due = -math.inf  # recompute on the next advance
