@@ -154,6 +154,9 @@ def measure_memory(keys: int, batch: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
+    # the events' own values the state keeps (ids, group keys, times, sources) were allocated here, in key_events
+    here = tracemalloc.Filter(True, __file__)
+    event_values = sum(st.size for st in tracemalloc.take_snapshot().filter_traces([here]).statistics("filename"))
     stats = engine.stats
     suppressors = engine._suppressors.values()
     dedup_keys = sum(len(s.open) for s in suppressors)
@@ -166,6 +169,7 @@ def measure_memory(keys: int, batch: int) -> dict[str, Any]:
     return {"keys": keys, "state_keys": stats["state_keys"], "dedup_keys": dedup_keys, "bytes": used,
             "bytes_per_state_key": round((used - dedup) / max(1, stats["state_keys"])),
             "bytes_per_dedup_key": round(dedup / max(1, dedup_keys)),
+            "event_values_bytes_per_key": round(event_values / max(1, stats["state_keys"] + dedup_keys)),
             "bytes_per_key_incl_dedup": round(used / max(1, stats["state_keys"] + dedup_keys)),
             "per_rule_keys": state, "hits": stats["hits"], "seconds_traced": round(seconds, 2)}
 
@@ -187,7 +191,9 @@ def main() -> None:
         print(f"memory      {mem['bytes_per_state_key']:>6} bytes per active key ({mem['state_keys']:,} window keys "
               f"and sequence partials for {mem['keys']:,} distinct runs/deployments/conversations)")
         print(f"            {mem['bytes_per_dedup_key']:>6} bytes per open dedup key ({mem['dedup_keys']:,}); "
-              f"{mem['bytes_per_key_incl_dedup']} bytes per key of either kind, {mem['bytes'] / 1e6:.1f} MB in all")
+              f"{mem['bytes_per_key_incl_dedup']} bytes per key of either kind, {mem['bytes'] / 1e6:.1f} MB in all, "
+              f"of which {mem['event_values_bytes_per_key']} bytes per key are the events' own values kept "
+              f"(event ids, group keys, times, sources)")
         print(f"            keys per rule: {mem['per_rule_keys']}")
         return
     events = fleet_events(args.events)

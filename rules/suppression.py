@@ -95,7 +95,13 @@ class Suppressor:
         return [get("ts"), 0, get("ts"), None, consts, get("output"), get("scope_value"),
                 ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
                 pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes), get("tenant_id"),
-                get("deployment_id"), get("model"), get("agent_run_id"), pack(list(get("sources")), self.shapes)]
+                get("deployment_id"), get("model"), get("agent_run_id"), self._sources(get("sources"))]
+
+    def _sources(self, sources: list[Any]) -> Any:
+        """One source (the usual case) as its own tuple of atoms, shared with the hit; else a packed list."""
+        if len(sources) == 1 and all(type(x) in (str, int) for x in sources[0]):
+            return tuple(sources[0])  # the same object when it is a tuple already
+        return pack(list(sources), self.shapes)
 
     def admit(self, hit: Hit, e: dict[str, Any], out: list[Hit]) -> None:
         key = self.key.render(e)
@@ -151,7 +157,8 @@ class Suppressor:
         first.update(output=s[OUTPUT], ts=s[TS], scope_value=s[SCOPE],
                      event_ids=[ids] if type(ids) is str else unpack(ids), group=unpack(s[GROUP]) or {},
                      evidence=unpack(s[EVIDENCE]), tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
-                     agent_run_id=s[RUN], sources=unpack(s[SOURCES]), dedup_key=key)
+                     agent_run_id=s[RUN], sources=[s[SOURCES]] if type(s[SOURCES]) is tuple else unpack(s[SOURCES]),
+                     dedup_key=key)
         return {name: first[name] for name in Hit.__dataclass_fields__}
 
     def _close(self, key: str, out: list[Hit]) -> None:
