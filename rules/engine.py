@@ -140,10 +140,13 @@ class Engine:
                     continue
                 if "event_type" in prereq and event_type not in prereq["event_type"]:
                     continue
+            # every event of this bucket has these two values: read them from constants, not the event
+            code = code.replace("e.get('event_type')", "_ET_").replace("e.get('action_category')", "_AC_")
             lines += [f"    if {code}:", f"        m += ({len(units)},)"]
             units.append(unit)
         lines.append("    return m")
         namespace = dict(self._namespace)
+        namespace["_ET_"], namespace["_AC_"] = event_type, action_category
         exec("\n".join(lines), namespace)  # noqa: S102 - generated from compiled, checked conditions
         self._cache[key] = (namespace["_bucket"], tuple(units))
         return self._cache[key]
