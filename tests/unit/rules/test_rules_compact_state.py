@@ -218,3 +218,27 @@ def test_snapshot_and_restore_anywhere_in_a_stream_changes_no_hit(events: list[d
     got += [second.process(b) for b in batches[cut:]] + [second.advance(5000)]
     assert [hits_as_dicts(h) for h in got] == [hits_as_dicts(h) for h in expected]
     assert second.stats["suppressed"] + first.stats["suppressed"] == straight.stats["suppressed"]
+
+
+DEDUP = """
+- rule: d
+  title: Shell
+  severity: medium
+  condition: action_category = "exec"
+  output: "exec {tool_arguments}"
+  dedup: {key: "{deployment_id}", period: 10m}
+"""
+
+
+def test_dedup_periods_end_in_the_order_keys_opened_even_after_a_late_hit() -> None:
+    engine = engine_from_text(DEDUP, allowed_lateness_s=1e6)
+    def hit(t: float, dep: str) -> dict[str, Any]:
+        return ev(t, f"{dep}-{t}", action_category="exec", deployment_id=dep, tool_arguments="ls")
+
+    engine.process([hit(100, "d1"), hit(101, "d1")])
+    engine.process([hit(50, "d2"), hit(51, "d2"), hit(102, "d3"), hit(103, "d3")])  # d2 is late, opened last
+    summaries = engine.advance(700)  # d2 (50 + 600) is due before d1 (100 + 600); d3 not yet
+    assert [h.dedup_key for h in summaries] == ["d1", "d2"]
+    assert [h.dedup_key for h in engine.advance(800)] == ["d3"]
+    engine.process([hit(900, "d4"), hit(901, "d4")])  # in order again: the due keys are a prefix
+    assert [(h.dedup_key, h.suppressed_count) for h in engine.advance(1600)] == [("d4", 1)]
