@@ -10,7 +10,8 @@ aggregation needs (sum and number of values; or the extreme; a set only for
 context as a tuple of the values the hit needs (the event itself until the
 end of its batch). A
 *sliding* window keeps per group key one flat list ``ts, [value,] event_id,
-...`` (no value for ``count``), at most ``max_events`` entries long (older
+...`` (no value for ``count``; a count window's key holding one event is a
+row of two columns instead, no list), at most ``max_events`` entries long (older
 entries beyond it are evicted and counted in ``overflow``); a ``distinct``
 set holds at most ``max_events`` values (the count saturates there, also
 counted). A window grouped by one field is keyed by the bare value. The
@@ -358,10 +359,28 @@ class TumblingWindow(_WindowBase):
 class SlidingWindow(_WindowBase):
     def __init__(self, rule: RuleDef, lateness: float, emit: Emit) -> None:
         super().__init__(rule, lateness, emit)
-        # key -> flat history: ts, event_id, ts, event_id, ... (count) or ts, value, event_id, ... (others)
-        self.keys: dict[Any, list[Any]] = {}
+        # key -> flat history: ts, event_id, ts, event_id, ... (count) or ts, value, event_id, ... (others);
+        # a count window's key with one event (the common case) is a row of the columns below instead
+        self.keys: dict[Any, Any] = {}  # a list, or an int row
         self.next_sweep = -math.inf
         self.stride = 2 if self.spec.agg == "count" else 3
+        self.one_ts = array("d")
+        self.one_id: list[Any] = []
+        self.free: list[int] = []
+        self.fires_at_one = self.spec.min_count <= 1 and self.test(1, self.spec.value)
+
+    def _row(self, ts: float, eid: Any) -> int:
+        if self.free:
+            row = self.free.pop()
+            self.one_ts[row], self.one_id[row] = ts, eid
+            return row
+        self.one_ts.append(ts)
+        self.one_id.append(eid)
+        return len(self.one_id) - 1
+
+    def _release(self, row: int) -> None:
+        self.one_id[row] = None
+        self.free.append(row)
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
         key = self.key(e)
@@ -370,11 +389,20 @@ class SlidingWindow(_WindowBase):
         s = self.spec
         ts = e["_ts"]
         stride = self.stride
-        h = self.keys.get(key)
+        h: Any = self.keys.get(key)
         if h is None:
-            h = self.keys[key] = [ts, e.get("event_id")] if stride == 2 else \
-                [ts, _value(s, e, self.value_getter), e.get("event_id")]
+            if stride == 2:
+                if not self.fires_at_one:  # one event decides nothing: a row, no list
+                    self.keys[key] = self._row(ts, e.get("event_id"))
+                    return
+                h = self.keys[key] = [ts, e.get("event_id")]
+            else:
+                h = self.keys[key] = [ts, _value(s, e, self.value_getter), e.get("event_id")]
         else:
+            if type(h) is int:  # the key's second event: its row becomes a list
+                row = h
+                h = self.keys[key] = [self.one_ts[row], self.one_id[row]]
+                self._release(row)
             if stride == 2:
                 h += (ts, e.get("event_id"))
             else:
@@ -418,9 +446,12 @@ class SlidingWindow(_WindowBase):
         if watermark < self.next_sweep:
             return
         horizon = watermark - self.spec.duration - self.lateness
-        stride = self.stride
-        for key in [k for k, h in self.keys.items() if not h or max(h[::stride]) <= horizon]:
-            del self.keys[key]
+        stride, one_ts = self.stride, self.one_ts
+        for key in [k for k, h in self.keys.items()
+                    if (one_ts[h] <= horizon if type(h) is int else not h or max(h[::stride]) <= horizon)]:
+            h = self.keys.pop(key)
+            if type(h) is int:
+                self._release(h)
         self.next_sweep = watermark + self.spec.duration
 
     def size(self) -> int:
@@ -428,14 +459,23 @@ class SlidingWindow(_WindowBase):
 
     def dump(self) -> Any:
         """Version 1 format: ``[key, [[ts, value, event_id], ...]]``."""
-        if self.stride == 2:
-            return [[list(self.key_tuple(k)), [[h[i], None, h[i + 1]] for i in range(0, len(h), 2)]]
-                    for k, h in self.keys.items()]
-        return [[list(self.key_tuple(k)), [h[i:i + 3] for i in range(0, len(h), 3)]] for k, h in self.keys.items()]
+        rows = []
+        for k, h in self.keys.items():
+            if type(h) is int:
+                items = [[self.one_ts[h], None, self.one_id[h]]]
+            elif self.stride == 2:
+                items = [[h[i], None, h[i + 1]] for i in range(0, len(h), 2)]
+            else:
+                items = [h[i:i + 3] for i in range(0, len(h), 3)]
+            rows.append([list(self.key_tuple(k)), items])
+        return rows
 
     def load(self, data: Any) -> None:
-        self.keys = {}
+        self.keys, self.one_ts, self.one_id, self.free = {}, array("d"), [], []
         for k, items in data:
+            if self.stride == 2 and len(items) == 1:
+                self.keys[self.from_tuple(k)] = self._row(items[0][0], items[0][2])
+                continue
             h: list[Any] = []
             for ts, v, eid in items:
                 h += (ts, eid) if self.stride == 2 else (ts, v, eid)
