@@ -71,8 +71,6 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                        help="idempotency key -> command id of every kill-switch command issued")
     alert_state = app.Table("alert-state", partitions=settings.topic_partitions,
                             help="alert group key -> current alert")
-    checkpoints = app.Table("detect-state", partitions=settings.topic_partitions,
-                            help="per-partition snapshots of rules, metrics, sequence and policy state")
     holder: dict[str, WorkerRuntime] = {}
 
     async def started() -> WorkerRuntime:
@@ -83,8 +81,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
     def runtime() -> WorkerRuntime:
         rt = holder.get("rt")
         if rt is None:
-            rt = runtime_factory(app, issued=issued, alert_state=alert_state, checkpoints=checkpoints,
-                                 checkpoint_topic=checkpoints.changelog_topic.get_topic_name())
+            rt = runtime_factory(app, issued=issued, alert_state=alert_state,
+                                 checkpoint_topic=settings.topic("state"))
             holder["rt"] = rt
         return rt
 
@@ -161,6 +159,26 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
             await (await started()).poll_lag()
         except Exception as exc:  # noqa: BLE001 - a missed gauge update must not stop the worker
             log.warning("consumer lag poll failed: %s", exc)
+
+    @app.page("/overseer/tasks")
+    class Tasks(View):
+        """What every asyncio task is waiting on: the first thing to look at when a worker stalls."""
+
+        async def get(self, request: Request) -> Response:
+            import asyncio
+
+            out = []
+            for task in asyncio.all_tasks():
+                frames = []
+                coro: Any = task.get_coro()
+                while coro is not None and len(frames) < 40:  # follow the await chain, outermost first
+                    frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+                    if frame is not None:
+                        frames.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} "
+                                      f"{frame.f_code.co_name}")
+                    coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                out.append({"name": task.get_name(), "stack": frames})
+            return self.json({"tasks": out})
 
     @app.page("/healthz")
     class Healthz(View):

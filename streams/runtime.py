@@ -52,6 +52,7 @@ from streams.pipeline.convert import hit_to_detection
 from streams.pipeline.core import DetectionCore
 from streams.pipeline.decode import Decoded, Record, decode_batch
 from streams.pipeline.state import PartitionedState
+from streams.pipeline.state_store import StateTopicReader
 from streams.settings import Settings
 from streams.store import rows
 from streams.redaction import Redactor
@@ -94,9 +95,13 @@ class WorkerRuntime:
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
         self._rules_fingerprint: str | None = None
-        # per-source-partition detection state, checkpointed (see streams/pipeline/state.py)
-        cps: Mapping[str, Any] = checkpoints if checkpoints is not None else {}
+        # per-source-partition detection state, checkpointed to the compacted state topic
+        # (see streams/pipeline/state.py and state_store.py)
+        cps: dict[str, Any] = dict(checkpoints) if checkpoints is not None else {}
+        self._checkpoint_cache = cps
         self.checkpoint_topic = checkpoint_topic
+        self._state_reader: StateTopicReader | None = None
+        self._state_loaded: dict[int, asyncio.Future[None]] = {}
         self.rules_state = PartitionedState("rules", core.new_engine, cps)
         self.metrics_state = PartitionedState("metrics", core.new_metrics, cps)
         self.health_state = PartitionedState("health", core.new_health, cps)
@@ -205,8 +210,32 @@ class WorkerRuntime:
         await self.checkpoint(self.rules_state)
         return True
 
+    async def ensure_state(self, partitions: Any) -> None:
+        """Before a partition's first record: load its checkpoints (once per ownership)."""
+        if self.checkpoint_topic is None:
+            return
+        for partition in set(partitions):
+            fut = self._state_loaded.get(partition)
+            if fut is None:
+                fut = self._state_loaded[partition] = asyncio.ensure_future(self._load_state(partition))
+            try:
+                await asyncio.shield(fut)
+            except Exception:
+                self._state_loaded.pop(partition, None)  # retried with the next batch
+                raise
+
+    async def _load_state(self, partition: int) -> None:
+        if self._state_reader is None:
+            assert self.checkpoint_topic is not None
+            self._state_reader = StateTopicReader(self.bootstrap, self.checkpoint_topic,
+                                                  **client_kwargs(self.settings))
+        latest = await self._state_reader.read_partition(partition)
+        for key, blob in latest.items():
+            self._checkpoint_cache[key] = blob
+        self.counters.add("state_partitions_loaded")
+
     async def checkpoint(self, *states: PartitionedState[Any]) -> None:
-        """Write changed per-partition state to the checkpoint table's changelog and await the acks."""
+        """Write changed per-partition state to the state topic and await the acks (before offsets commit)."""
         if self.checkpoint_topic is None:
             for state in states:
                 state.dirty.clear()
@@ -227,8 +256,13 @@ class WorkerRuntime:
         for topic, partition in revoked:
             if topic in states:
                 states[topic].forget({partition})
+                self._checkpoint_cache.pop(states[topic].key(partition), None)
+                self._state_loaded.pop(partition, None)  # re-read if the partition comes back
 
     async def close(self) -> None:
+        if self._state_reader is not None:
+            await self._state_reader.close()
+            self._state_reader = None
         if self._lag_probe is not None:
             await self._lag_probe.close()
             self._lag_probe = None
@@ -257,6 +291,7 @@ class WorkerRuntime:
             span.set_attribute("overseer.messages", len(records))
 
     async def _handle_events(self, records: list[Record]) -> None:
+        await self.ensure_state(r.partition for r in records)
         decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
         events = decoded.events
         async with self.lock:
@@ -446,6 +481,7 @@ class WorkerRuntime:
         """Partials arrive repartitioned by metric key: each partition's runtime owns its keys."""
         from rules.metrics import Partial
 
+        await self.ensure_state(p for p, _ in items)
         by_partition: dict[int, list[Partial]] = {}
         for partition, value in items:
             try:
@@ -472,6 +508,7 @@ class WorkerRuntime:
     # -- producer sequence summaries -> loss detection ---------------------------
     async def handle_seq_partials(self, items: list[tuple[int, bytes]]) -> None:
         """Partials are keyed by producer_id, so one tracker sees each producer's whole sequence."""
+        await self.ensure_state(p for p, _ in items)
         by_partition: dict[int, list[dict[str, Any]]] = {}
         for partition, value in items:
             part = orjson.loads(value)
@@ -493,6 +530,7 @@ class WorkerRuntime:
 
     # -- detections -> alerts and kill-switch commands --------------------------
     async def handle_detection(self, value: bytes, partition: int = 0) -> None:
+        await self.ensure_state([partition])
         det = Detection.model_validate_json(value)
         policies = self.policy_state.touch(partition)
         now = datetime.now(UTC)

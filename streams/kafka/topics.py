@@ -30,6 +30,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               configs={"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": "16777216"}),
     TopicSpec("metrics", "partial aggregates pre-aggregated per batch, keyed by metric key (fleet statistics)"),
     TopicSpec("health", "producer sequence summaries per batch, keyed by producer_id (loss detection)"),
+    TopicSpec("state", "checkpoints of per-partition detection state, in the source partition's number "
+                       "(compacted: latest snapshot per component and partition)", compacted=True),
     TopicSpec("detections", "rule and detector hits with evidence, keyed by policy scope"),
     TopicSpec("alerts", "alert state changes, keyed by alert group"),
     TopicSpec("killswitch", "signed kill-switch commands, keyed by scope (compacted: latest per scope)",

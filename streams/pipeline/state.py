@@ -4,11 +4,12 @@ Every stateful component — the rules engine (windows, sequences,
 suppression), the metric runtime (open buckets, detector baselines), the
 producer-sequence tracker and the policy engine — runs as one instance *per
 source partition*. After each batch the instances it touched are
-snapshotted into the changelog of a Faust table, **into the same partition
-number as the source partition**, and awaited (acks=all) before the batch's
-offsets may commit. When a worker is assigned partition ``p`` (at start, or
-after a rebalance), Faust recovers changelog partition ``p`` into the table,
-and the first batch from ``p`` restores the instance from it: a sequence
+snapshotted to the compacted state topic (``overseer.state.v1``), **into the
+same partition number as the source partition**, and the writes are awaited
+(acks=all) before the batch's offsets may commit. When a worker starts
+owning partition ``p`` (start-up, or a rebalance), it reads partition ``p`` of
+the state topic (`streams.pipeline.state_store`) before the first record
+from ``p`` is evaluated, and the instance is restored from it: a sequence
 half-seen before a restart still fires after it, and baselines continue
 instead of relearning.
 
@@ -39,7 +40,7 @@ class PartitionedState(Generic[T]):
 
     name: str  # "rules", "metrics", "health", "policy"
     factory: Callable[[], T]
-    checkpoints: Mapping[str, Any]  # the Faust table (or a dict in tests): key -> base64 snapshot
+    checkpoints: Mapping[str, Any]  # key -> base64 snapshot, as read back from the state topic
     instances: dict[int, T] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     restored: int = 0
