@@ -182,7 +182,13 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
 
     @app.page("/healthz")
     class Healthz(View):
+        """Liveness: 503 when input waits but the pipeline makes no progress (see WorkerRuntime.stalled)."""
+
         async def get(self, request: Request) -> Response:
+            rt = holder.get("rt")
+            reason = rt.stalled() if rt is not None else None
+            if reason:
+                return self.json({"status": "stalled", "reason": reason}, status=503)
             return self.json({"status": "ok"})
 
     @app.page("/readyz")

@@ -95,6 +95,8 @@ class WorkerRuntime:
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
         self._rules_fingerprint: str | None = None
+        self.created_wall = time.time()
+        self.last_progress_wall = time.time()
         # per-source-partition detection state, checkpointed to the compacted state topic
         # (see streams/pipeline/state.py and state_store.py)
         cps: dict[str, Any] = dict(checkpoints) if checkpoints is not None else {}
@@ -334,6 +336,7 @@ class WorkerRuntime:
         )
         self.faults.point("before_ack")
         self._record_latency(detections, events)
+        self.last_progress_wall = time.time()
         self.counters.add("messages_in", decoded.messages)
         self.counters.add("events_in", len(events))
         self.counters.add("deadlettered", len(decoded.deadletters))
@@ -467,6 +470,21 @@ class WorkerRuntime:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         self.counters.add("alerts")
+
+    def stalled(self) -> str | None:
+        """Why the worker is stuck, or None: input is waiting (lag) but no batch finished for a while.
+
+        Served by /healthz, so an orchestrator's liveness probe restarts a wedged worker; restarting
+        loses nothing (offsets commit only after a batch is stored and published)."""
+        limit = self.settings.stall_after_s
+        now = time.time()
+        if now - max(self.created_wall, self.last_progress_wall) < limit:
+            return None
+        lag = sum(v for (t, _), v in self.telemetry._lag.items() if t == self.topics["events"])  # noqa: SLF001
+        if lag <= 0:
+            return None
+        return (f"{lag} events are waiting on {self.topics['events']} but no batch finished for "
+                f"{now - self.last_progress_wall:.0f}s")
 
     async def poll_lag(self) -> None:
         """Timer: refresh the consumer-lag gauge of the events topic (log end - committed, per partition)."""

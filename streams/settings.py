@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger messages are dead-lettered")
     allowed_lateness_s: float = Field(default=60.0, ge=0)
     rules_paths: list[Path] = Field(default_factory=list, description="rule files/dirs; empty = built-in packs")
+    stall_after_s: float = Field(default=120.0, gt=0, description="/healthz fails when events wait (lag) and no "
+                                                                   "batch finished for this long")
     rules_reload_interval_s: float = Field(default=5.0, ge=0, description="how often to look for changed rule "
                                                                        "files (0: never; restart to apply)")
     sink_retry_max_s: float = Field(default=30.0, gt=0)

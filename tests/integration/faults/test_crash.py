@@ -36,7 +36,7 @@ from tests.integration.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-FAST = {"OVERSEER_KAFKA_SESSION_TIMEOUT_S": "6"}  # the killed member leaves the group quickly
+FAST = {"OVERSEER_KAFKA_SESSION_TIMEOUT_S": "6", "OVERSEER_STALL_AFTER_S": "20", "OVERSEER_LAG_POLL_INTERVAL_S": "2"}  # the killed member leaves the group quickly
 
 POINTS = [
     "before_sink:3",     # nothing of the third batch written
