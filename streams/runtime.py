@@ -386,6 +386,17 @@ class WorkerRuntime:
 
         return None if b64 is None else base64.b64decode(b64)
 
+    async def _emit_hits(self, hits: list[Hit], counter: str | None = None) -> None:
+        """Hits found outside an event batch (timers, partials): store, publish, count."""
+        if not hits:
+            return
+        detections = [hit_to_detection(h) for h in hits]
+        await self._store_detections(detections, token=None)
+        await self._publish_detections(detections)
+        self.counters.add("detections", len(detections))
+        if counter:
+            self.counters.add(counter, len(detections))
+
     async def _store_detections(self, detections: list[Detection], token: str | None) -> None:
         await self.chain.write(self.sink, "detections", rows.detection_rows(detections), rows.DETECTION_COLUMNS,
                                token=token)
@@ -412,11 +423,7 @@ class WorkerRuntime:
                     if fired:
                         self.health_state.dirty.add(partition)
                         hits += fired
-        if hits:
-            detections = [hit_to_detection(h) for h in hits]
-            await self._store_detections(detections, token=None)
-            await self._publish_detections(detections)
-            self.counters.add("detections", len(detections))
+        await self._emit_hits(hits)
         await self.checkpoint(self.rules_state, self.health_state)
         await self._advance_idle_metrics()
 
@@ -433,12 +440,7 @@ class WorkerRuntime:
                 if fired:
                     self.metrics_state.dirty.add(partition)
                     hits += fired
-        if hits:
-            detections = [hit_to_detection(h) for h in hits]
-            await self._store_detections(detections, token=None)
-            await self._publish_detections(detections)
-            self.counters.add("detections", len(detections))
-            self.counters.add("detector_hits", len(detections))
+        await self._emit_hits(hits, "detector_hits")
         await self.checkpoint(self.metrics_state)
 
     # -- monitor health -----------------------------------------------------------
@@ -515,12 +517,7 @@ class WorkerRuntime:
                 runtime = self.metrics_state.touch(partition)
                 runtime.merge(partials)
                 hits += runtime.advance(self.max_partial_ts - self.settings.allowed_lateness_s)
-        if hits:
-            detections = [hit_to_detection(h) for h in hits]
-            await self._store_detections(detections, token=None)
-            await self._publish_detections(detections)
-            self.counters.add("detections", len(detections))
-            self.counters.add("detector_hits", len(detections))
+        await self._emit_hits(hits, "detector_hits")
         await self.checkpoint(self.metrics_state)
 
     # -- producer sequence summaries -> loss detection ---------------------------
@@ -538,12 +535,7 @@ class WorkerRuntime:
                 tracker = self.health_state.touch(partition)
                 hits += tracker.observe_partials(parts)
                 hits += tracker.advance(self.max_seq_ts - self.settings.allowed_lateness_s)
-        if hits:
-            detections = [hit_to_detection(h) for h in hits]
-            await self._store_detections(detections, token=None)
-            await self._publish_detections(detections)
-            self.counters.add("detections", len(detections))
-            self.counters.add("producer_gaps", len(detections))
+        await self._emit_hits(hits, "producer_gaps")
         await self.checkpoint(self.health_state)
 
     # -- detections -> alerts and kill-switch commands --------------------------
