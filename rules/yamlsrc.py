@@ -52,6 +52,10 @@ def parse_text(path: str, text: str, diags: Diagnostics) -> ParsedFile:
     except yaml.YAMLError as exc:
         diags.error(Location(path, 1, 1), "OVR100", f"YAML error: {exc}")
         return out
+    except RecursionError:
+        diags.error(Location(path, 1, 1), "OVR100", "YAML nested too deeply to be a rule file",
+                    "rule files are lists of flat items; look for runaway brackets or indentation")
+        return out
     if root is None:
         return out
     if not isinstance(root, SequenceNode):
