@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from rich.table import Table
 
 from streams.demo.fleet import FleetGenerator, malformed_messages
 from streams.kafka.clients import client_kwargs, producer_kwargs
-from streams.kafka.launcher import LocalKafka
+from streams.kafka.launcher import LocalKafka, free_port
 from streams.kafka.topics import ensure_topics
 from streams.settings import Settings
 
@@ -56,11 +55,6 @@ class LiveState:
     commands: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class Demo:
     def __init__(self, settings: Settings, options: DemoOptions, console: Console) -> None:
@@ -70,7 +64,7 @@ class Demo:
         self.state = LiveState()
         self.worker: subprocess.Popen[bytes] | None = None
         self.started_kafka = False
-        self.web_port = _free_port()
+        self.web_port = free_port()
         self.log_path = settings.home / "logs" / f"worker-{int(time.time())}.log"
 
     # -- infrastructure -------------------------------------------------------------

@@ -95,7 +95,8 @@ def resolve_jars(cache_dir: Path, version: str = DEFAULT_KAFKA_VERSION, quiet: b
     return target / "libs"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -179,7 +180,7 @@ class LocalKafka:
             if self.base_port:
                 port, cport = self.base_port + 2 * i, self.base_port + 2 * i + 1
             else:
-                port, cport = _free_port(), _free_port()
+                port, cport = free_port(), free_port()
             cluster.nodes.append(Node(node_id=i + 1, port=port, controller_port=cport))
         for node in cluster.nodes:
             if _port_open(node.port) or _port_open(node.controller_port):
@@ -337,7 +338,7 @@ class LocalKafka:
             raise LauncherError(f"no Java runtime and no Tansu broker either: {exc}") from exc
         log.warning("Starting the Tansu broker (Kafka protocol, MEMORY ONLY): nothing survives a restart of "
                     "the broker, and idempotent producers are not supported. Install Java 17 for Apache Kafka.")
-        port = self.base_port or _free_port()
+        port = self.base_port or free_port()
         self.dir.mkdir(parents=True, exist_ok=True)
         node = Node(node_id=1, port=port, controller_port=0, data_dir="memory://tansu/",
                     log_file=str(self.dir / "tansu.log"))

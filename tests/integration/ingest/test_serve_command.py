@@ -17,23 +17,19 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.integration.ingest.conftest import _create, events_of, read_topic
+from streams.kafka.launcher import free_port
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture()
 def served(kafka_bootstrap: str) -> Iterator[tuple[str, str]]:
     prefix = f"serve{uuid.uuid4().hex[:6]}"
     asyncio.run(_create(kafka_bootstrap, {f"{prefix}.events.v1": 2, f"{prefix}.deadletter.v1": 1}))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OVERSEER_TOPIC_PREFIX": prefix}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from streams.commands.ingest import ingest_app; ingest_app()", "serve",
