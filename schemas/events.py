@@ -26,6 +26,11 @@ from schemas.ids import new_event_id
 
 SCHEMA_VERSION = 1
 MAX_STRING_MAP_ENTRIES = 256
+# the ClickHouse column types' ranges (schemas/migrations/0001): a value beyond them can never be stored,
+# so it is a schema violation at the door (dead-lettered with the field named), not an insert failure
+UINT16_MAX = 2**16 - 1
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
 
 
 def _to_json_text(value: Any) -> str:
@@ -82,11 +87,11 @@ class Event(BaseModel):
     # envelope
     event_id: str = Field(default_factory=new_event_id, max_length=64,
                           description="UUIDv7; the idempotency key of the event everywhere downstream")
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=UINT16_MAX)
     event_type: EventType
     ts: datetime = Field(description="event time (when it happened at the producer), UTC")
     producer_id: str | None = Field(default=None, max_length=256)
-    producer_seq: int | None = Field(default=None, ge=0)
+    producer_seq: int | None = Field(default=None, ge=0, le=UINT64_MAX)
 
     # correlation
     trace_id: str | None = Field(default=None, max_length=64)
@@ -94,7 +99,7 @@ class Event(BaseModel):
     parent_span_id: str | None = Field(default=None, max_length=32)
     conversation_id: str | None = Field(default=None, max_length=256)
     agent_run_id: str | None = Field(default=None, max_length=256)
-    step_index: int | None = Field(default=None, ge=0)
+    step_index: int | None = Field(default=None, ge=0, le=UINT32_MAX)
 
     # deployment
     tenant_id: str | None = Field(default=None, max_length=256)
@@ -115,10 +120,10 @@ class Event(BaseModel):
     request_params: dict[str, Any] = Field(default_factory=dict)
     finish_reasons: list[str] = Field(default_factory=list, max_length=64)
     error_type: str | None = Field(default=None, max_length=256)
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    reasoning_tokens: int | None = Field(default=None, ge=0)
-    cached_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    output_tokens: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    reasoning_tokens: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    cached_tokens: int | None = Field(default=None, ge=0, le=UINT32_MAX)
     latency_ms: float | None = Field(default=None, ge=0)
     ttft_ms: float | None = Field(default=None, ge=0)
 
@@ -132,7 +137,7 @@ class Event(BaseModel):
     action_category: ActionCategory | None = None
     resource: str | None = Field(default=None, max_length=4096, description="normalised path or URI")
     dest_host: str | None = Field(default=None, max_length=512)
-    egress_bytes: int | None = Field(default=None, ge=0)
+    egress_bytes: int | None = Field(default=None, ge=0, le=UINT64_MAX)
     privilege: str | None = Field(default=None, max_length=64)
     approval: str | None = Field(default=None, max_length=64)
 

@@ -354,9 +354,9 @@ class WorkerRuntime:
         if not events:
             return []
         try:
-            columns = rows.event_columns(events, now)
-            await self.sink.write("events", columns, rows.EVENT_COLUMNS, token=token, column_oriented=True,
-                                  data_errors_raise=True)
+            document = rows.events_json(events, now)
+            await self.sink.write_json("events", document, len(events), settings=rows.EVENT_JSON_SETTINGS,
+                                       token=token, data_errors_raise=True)
             return []
         except (UnstorableData, *DATA_ERRORS) as exc:
             if len(events) == 1:

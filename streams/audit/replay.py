@@ -17,17 +17,17 @@ from schemas.events import Event
 from streams.audit.access import Store
 from streams.audit.report.data import literal
 from streams.pipeline.decode import Record, event_to_dict
-from streams.store.rows import _EVENT_NULLABLE, _EVENT_STR
+from streams.store.rows import EVENT_NULLABLE_COLUMNS, EVENT_STRING_COLUMNS
 
 PAGE = 5000
-_COLS = ("event_id", "schema_version", "event_type", *_EVENT_STR, *_EVENT_NULLABLE,
+_COLS = ("event_id", "schema_version", "event_type", *EVENT_STRING_COLUMNS, *EVENT_NULLABLE_COLUMNS,
          "request_params", "finish_reasons", "scores", "attributes", "src_topic", "src_partition", "src_offset")
 
 
 def to_event(row: dict[str, Any]) -> dict[str, Any]:
     ts_ms = int(row.pop("ts_ms"))
     src = (row.pop("src_topic"), int(row.pop("src_partition")), int(row.pop("src_offset")))
-    data: dict[str, Any] = {k: (None if v == "" and k in _EVENT_STR else v) for k, v in row.items()}
+    data: dict[str, Any] = {k: (None if v == "" and k in EVENT_STRING_COLUMNS else v) for k, v in row.items()}
     data["request_params"] = orjson.loads(row["request_params"]) if row["request_params"] else {}
     data["ts"] = datetime.fromtimestamp(ts_ms / 1000, UTC)
     event = Event.model_validate(data)

@@ -67,7 +67,9 @@ def _fast_type(name: str, info: Any) -> Any:
         ann = Annotated[str, msgspec.Meta(pattern=_TS_PATTERN)]
     elif isinstance(ann, type) and issubclass(ann, Enum):
         ann = Literal[tuple(m.value for m in ann)]  # type: ignore[misc]
-    meta = {k: getattr(m, k) for m in info.metadata for k in ("max_length", "ge") if hasattr(m, k)}
+    meta = {k: getattr(m, k) for m in info.metadata for k in ("max_length", "ge", "le") if hasattr(m, k)}
+    if meta.get("le", 0) > 2**63 - 1:  # msgspec bounds stop at int64: larger UInt64 values take pydantic's path
+        meta["le"] = 2**63 - 1
     if meta:
         ann = Annotated[ann, msgspec.Meta(**meta)]
     return ann | None if optional else ann

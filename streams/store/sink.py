@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,24 @@ Spans = dict[tuple[str, int], tuple[int, int]]
 # raised while clickhouse-connect encodes a block (a number out of the column's range, JSON too deep to
 # serialise): retrying cannot help, the rows themselves are the problem
 DATA_ERRORS = (DataError, TypeError, ValueError, OverflowError, RecursionError)
+
+
+# ClickHouse's own verdicts on the rows of a text-format insert (CANNOT_PARSE_*, INCORRECT_DATA, TYPE_MISMATCH,
+# VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, …): the same rows fail the same way on every retry
+INPUT_ERROR_CODES = frozenset({6, 25, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321, 467})
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """Whether ClickHouse rejected the data itself (not an outage).
+
+    >>> is_input_error(RuntimeError("Code: 27. DB::Exception: Cannot parse input: expected '{'"))
+    True
+    >>> is_input_error(RuntimeError("Code: 210. DB::NetException: Connection refused"))
+    False
+    """
+    match = _CODE.search(str(exc)[:2000])
+    return match is not None and int(match.group(1)) in INPUT_ERROR_CODES
 
 
 class UnstorableData(Exception):
@@ -97,6 +116,15 @@ class ClickHouseSink:
         self._get().insert(table, data, column_names=list(columns), column_oriented=column_oriented,
                            settings=settings)
 
+    def _insert_json(self, table: str, document: bytes, token: str | None, settings: dict[str, Any]) -> None:
+        merged = {**settings, "insert_deduplication_token": token} if token else settings
+        try:
+            self._get().raw_insert(table, None, document, settings=merged, fmt="JSONEachRow")
+        except Exception as exc:
+            if is_input_error(exc):
+                raise UnstorableData(f"ClickHouse rejected the rows: {str(exc)[:400]}") from exc
+            raise
+
     def call(self, fn: Callable[[Client], Any]) -> Any:
         """Run ``fn(client)`` on the ClickHouse thread (blocking caller)."""
         return self._executor.submit(lambda: fn(self._get())).result()
@@ -118,6 +146,8 @@ class ClickHouseSink:
                 result = await loop.run_in_executor(self._executor, fn)
                 break
             except Exception as exc:  # ClickHouse down, network, server errors: retry, never drop
+                if data_errors_raise and isinstance(exc, UnstorableData):
+                    raise
                 if data_errors_raise and isinstance(exc, DATA_ERRORS):
                     raise UnstorableData(f"{type(exc).__name__}: {exc}"[:500]) from exc
                 attempt += 1
@@ -150,6 +180,19 @@ class ClickHouseSink:
                              data_errors_raise=data_errors_raise)
         self.stats.inserts += 1
         self.stats.rows[table] = self.stats.rows.get(table, 0) + n
+
+    async def write_json(self, table: str, document: bytes, rows: int, *, settings: dict[str, Any],
+                         token: str | None = None, data_errors_raise: bool = False) -> None:
+        """Insert a JSONEachRow ``document`` of ``rows`` rows, with :meth:`write`'s guarantees.
+
+        ClickHouse parses it in C++ (on the sink thread, mostly without the GIL); rows it rejects
+        (``is_input_error``) raise :class:`UnstorableData` with ``data_errors_raise``, else are retried."""
+        if rows == 0:
+            return
+        await self._retrying(f"insert into {table}", lambda: self._insert_json(table, document, token, settings),
+                             data_errors_raise=data_errors_raise)
+        self.stats.inserts += 1
+        self.stats.rows[table] = self.stats.rows.get(table, 0) + rows
 
     async def unstored_events(self, events: list[dict[str, Any]], spans: Spans,
                               table: str = "events") -> tuple[list[dict[str, Any]], bool]:

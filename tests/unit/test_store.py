@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -52,9 +52,10 @@ def test_events_round_trip_and_a_retried_insert_is_not_duplicated(chdb_database:
     events = _events(50)
 
     async def write_twice() -> None:
-        cols = rows.event_columns(events)
-        await sink.write("events", cols, rows.EVENT_COLUMNS, token="ev:t/0/100-100", column_oriented=True)
-        await sink.write("events", cols, rows.EVENT_COLUMNS, token="ev:t/0/100-100", column_oriented=True)
+        document = rows.events_json(events)
+        for _ in range(2):
+            await sink.write_json("events", document, len(events), settings=rows.EVENT_JSON_SETTINGS,
+                                  token="ev:t/0/100-100")
 
     asyncio.run(write_twice())
     count = sink.call(lambda c: c.command("SELECT count() FROM events"))
@@ -63,6 +64,50 @@ def test_events_round_trip_and_a_retried_insert_is_not_duplicated(chdb_database:
                                       "is_refusal, src_offset FROM events WHERE event_id = 'e0'").result_rows[0])
     assert row == (0.5, "v", '{"temperature":0.2}', 2**40, True, 100)
     sink.close()
+
+
+def test_every_event_field_is_stored_as_decoded(chdb_database: tuple[str, str]) -> None:
+    """The JSONEachRow document loses nothing: each of the model's fields comes back as it went in."""
+    dsn, db = chdb_database
+    client = connect(dsn, database=db)
+    migrate(client)
+    recent = datetime.now(UTC).replace(microsecond=123000) - timedelta(hours=1)  # inside the content TTL
+    full = {"event_id": "full-1", "event_type": "tool_call", "ts": recent.isoformat(), "producer_id": "gw",
+            "producer_seq": 2**63 + 1, "trace_id": "t" * 32, "span_id": "s" * 16, "parent_span_id": "p" * 16,
+            "conversation_id": "c", "agent_run_id": "r", "step_index": 2**32 - 1, "tenant_id": "ten",
+            "deployment_id": "dep", "environment": "prod", "region": "eu", "provider": "prov",
+            "request_model": "m", "response_model": "m2", "model_checkpoint": "/ck", "system_prompt_hash": "h",
+            "agent_name": "a", "agent_version": "1", "operation": "execute_tool",
+            "request_params": {"n": [1, {"x": "é\u2028"}]}, "finish_reasons": ["stop", "length"],
+            "error_type": "e", "input_tokens": 1, "output_tokens": 2, "reasoning_tokens": 3, "cached_tokens": 4,
+            "latency_ms": 1.5, "ttft_ms": 0.25, "tool_name": "bash", "tool_type": "function", "tool_call_id": "tc",
+            "tool_arguments": 'rm -rf "/x"\n\t', "tool_arguments_hash": "th", "action_category": "exec",
+            "resource": "/r", "dest_host": "h.example", "egress_bytes": 2**64 - 1, "privilege": "root",
+            "approval": "none", "is_refusal": False, "scores": {"a": -1e300}, "content_ref": "s3://x",
+            "content_hash": "sha256:c", "content": "multi\nline \u0000 \U0001F600", "attributes": {"k": "v"}}
+    sparse = {"event_id": "sparse-1", "event_type": "inference", "ts": "2026-03-01T10:00:00Z"}
+    events = decode_batch([Record("topic-a", 3, 77, None, orjson.dumps([full, sparse]))],
+                          max_message_bytes=10**7).events
+    assert len(events) == 2
+    now = datetime(2026, 3, 1, 10, 0, 5, 250000, tzinfo=UTC)
+    client.raw_insert("events", None, rows.events_json(events, now), settings=rows.EVENT_JSON_SETTINGS,
+                      fmt="JSONEachRow")
+    result = client.query("SELECT * FROM events ORDER BY event_id")
+    got = [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
+    stored_full = got[0]
+    for name, value in full.items():
+        if name == "ts":
+            assert stored_full["ts"].replace(tzinfo=UTC) == recent
+        elif name == "request_params":
+            assert orjson.loads(stored_full[name]) == value
+        else:
+            assert stored_full[name] == value, name
+    assert stored_full["ingested_at"].replace(tzinfo=UTC) == now
+    assert (stored_full["src_topic"], stored_full["src_partition"], stored_full["src_offset"]) == ("topic-a", 3, 77)
+    stored_sparse = got[1]
+    assert stored_sparse["schema_version"] == 1 and stored_sparse["tenant_id"] == ""
+    assert stored_sparse["input_tokens"] is None and stored_sparse["is_refusal"] is None
+    assert stored_sparse["finish_reasons"] == [] and stored_sparse["scores"] == {}
 
 
 def test_the_sink_retries_until_clickhouse_answers(chdb_database: tuple[str, str]) -> None:

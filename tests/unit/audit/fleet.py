@@ -51,7 +51,7 @@ def fill(sink: ClickHouseSink, events: list[dict[str, Any]]) -> Replayer:
                                signer, datetime.fromtimestamp(T0 + 700, UTC), 600)
 
     async def go() -> None:
-        await sink.write("events", rows.event_columns(events), rows.EVENT_COLUMNS, column_oriented=True)
+        await sink.write_json("events", rows.events_json(events), len(events), settings=rows.EVENT_JSON_SETTINGS)
         await chain.write(sink, "detections", rows.detection_rows(run.detections), rows.DETECTION_COLUMNS)
         row = command_row(pause)
         await chain.write(sink, "killswitch_commands", [list(row.values())], list(row.keys()))

@@ -24,7 +24,7 @@ def test_content_expires_after_the_retention_and_metadata_stays(chdb_database: t
     assert apply_retention(client, 30) and not apply_retention(client, 30)
     assert current_retention(client) == {"content": 30, "tool_arguments": 30}
     events = [_event("recent", 3), _event("old", 45)]
-    client.insert("events", rows.event_columns(events), column_names=list(rows.EVENT_COLUMNS), column_oriented=True)
+    client.raw_insert("events", None, rows.events_json(events), settings=rows.EVENT_JSON_SETTINGS, fmt="JSONEachRow")
     client.command("OPTIMIZE TABLE events FINAL")
     got = {r[0]: r[1:] for r in client.query(
         "SELECT event_id, content, tool_arguments, content_hash, tool_name FROM events").result_rows}
