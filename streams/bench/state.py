@@ -13,10 +13,12 @@ Two profiles:
 All events fall inside one minute of event time and the watermark never passes
 them, so every key stays active.
 
-Reported: traced bytes per key (tracemalloc over the first keys: exactly what
-the state objects hold), RSS growth per key over all keys (what the process
-pays, allocator fragmentation included), the snapshot size per key (what a
-checkpoint or changelog carries), and the engine's own count of state entries.
+Reported: RSS growth per key over all keys (what the process pays, allocator
+fragmentation included; measured first, without tracemalloc, after a warm-up
+batch), traced bytes per key (tracemalloc over ``--traced-keys`` keys of a
+second engine: exactly what the state objects hold), the snapshot size per key
+(what a checkpoint or changelog carries), the engine's own count of state
+entries, and the peak RSS (the snapshot of every key included).
 Runs as its own process (``python -m streams.bench.state --keys N``) so the RSS
 is nobody else's.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import resource
 import sys
 import time
 import tracemalloc
@@ -70,35 +73,48 @@ def _feed(core: Any, start: int, stop: int, t0: float, profile: str) -> None:
 
 
 def measure(keys: int, profile: str = "window", traced_keys: int = 50_000) -> dict[str, Any]:
-    """Traced bytes per key over the first ``traced_keys`` keys (tracemalloc: exact, allocator-neutral),
-    then RSS growth per key over all ``keys`` (what the process really pays, fragmentation included)."""
-    core = build_core(None, allowed_lateness_s=60.0)
+    """RSS growth per key over all ``keys`` (what the process really pays, fragmentation included), then,
+    on a second engine, traced bytes per key over ``traced_keys`` keys (tracemalloc: exact, allocator-neutral).
+
+    The RSS pass runs first and without tracemalloc (its own tables would otherwise stay in the RSS), after
+    one full batch of uncounted keys has warmed up the code paths and the allocator (a batch's transient
+    memory is paid once per worker, not per key). ``peak_rss_mb`` is the process high-water mark after the
+    snapshot was written (building a checkpoint of every key is part of holding them).
+    """
     t0 = time.time() - 3600
     proc = psutil.Process()
-    _feed(core, -2000, -1, t0, profile)  # warm up code paths and the allocator on keys not counted
+    core = build_core(None, allowed_lateness_s=60.0)
+    _feed(core, -CHUNK, 0, t0, profile)  # warm up on one full batch of keys not counted
     gc.collect()
     keys_before = core.engine.stats["state_keys"]
     rss_before = proc.memory_info().rss
     started = time.perf_counter()
+    _feed(core, 0, keys, t0, profile)
+    elapsed = time.perf_counter() - started
+    gc.collect()
+    rss_after = proc.memory_info().rss
+    entries = core.engine.stats["state_keys"] - keys_before
+    snapshot = len(core.engine.snapshot()) + len(core.metrics.snapshot()) + len(core.health.snapshot())
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    del core
+    gc.collect()
     traced = min(keys, traced_keys)
+    core = build_core(None, allowed_lateness_s=60.0)
+    _feed(core, -2000, 0, t0, profile)  # warm up code paths on keys not counted
+    gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     _feed(core, 0, traced, t0, profile)
     gc.collect()
     traced_bytes = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    _feed(core, traced, keys, t0, profile)
-    elapsed = time.perf_counter() - started
-    gc.collect()
-    rss_after = proc.memory_info().rss
-    snapshot = len(core.engine.snapshot()) + len(core.metrics.snapshot()) + len(core.health.snapshot())
     return {"profile": profile, "keys": keys, "seconds": round(elapsed, 2),
             "state_bytes_per_key": round(traced_bytes / traced, 1), "traced_keys": traced,
             "rss_bytes_per_key": round((rss_after - rss_before) / keys, 1),
             "rss_growth_mb": round((rss_after - rss_before) / 1e6, 1),
             "snapshot_bytes_per_key": round(snapshot / keys, 1),
-            "engine_state_entries": core.engine.stats["state_keys"] - keys_before,
-            "peak_rss_mb": round(rss_after / 1e6, 1)}
+            "engine_state_entries": entries,
+            "rss_after_mb": round(rss_after / 1e6, 1), "peak_rss_mb": round(peak_rss / 1e6, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:
