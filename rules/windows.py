@@ -11,8 +11,9 @@ context as a tuple of the values the hit needs (the event itself until the
 end of its batch). A
 *sliding* window keeps per group key one flat list ``ts, [value,] event_id,
 ...`` (no value for ``count``; a count window's key holding one event is a
-row of two columns instead, no list), at most ``max_events`` entries long (older
-entries beyond it are evicted and counted in ``overflow``); a ``distinct``
+single bytes object instead: the time's 8 bytes, then the id), at most
+``max_events`` entries long (older entries beyond it are evicted and counted
+in ``overflow``); a ``distinct``
 set holds at most ``max_events`` values (the count saturates there, also
 counted). A window grouped by one field is keyed by the bare value. The
 snapshot format is unchanged (see ``dump``).
@@ -36,6 +37,7 @@ judged again at the next advance.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +61,7 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 # accumulator slots of a tumbling window in snapshots (version 1 format)
 COUNT, SUM, NVALS, MIN, MAX, DISTINCT, FIRED, IDS, LAST_TS, CTX = range(10)
 _SUM, _MIN, _MAX, _DISTINCT = 1, 2, 3, 4  # aggregation codes of the hot path
+_PACK_TS, _UNPACK_TS = struct.Struct("<d").pack, struct.Struct("<d").unpack_from
 
 
 def hashable_key(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -356,31 +359,31 @@ class TumblingWindow(_WindowBase):
                 b.ctx[i] = compact_context(old[CTX], fields)
 
 
+def _one(ts: float, eid: Any) -> Any:
+    """A count window's key holding one event: its time and id packed into one bytes object
+    (8 bytes of the time, then the id in UTF-8); a list ``[ts, event_id]`` when the id is not a string."""
+    if type(eid) is str:
+        return _PACK_TS(ts) + eid.encode("utf-8", "surrogatepass")
+    return [ts, eid]
+
+
+def _one_ts(h: bytes) -> float:
+    return _UNPACK_TS(h)[0]  # type: ignore[no-any-return]
+
+
+def _one_id(h: bytes) -> str:
+    return h[8:].decode("utf-8", "surrogatepass")
+
+
 class SlidingWindow(_WindowBase):
     def __init__(self, rule: RuleDef, lateness: float, emit: Emit) -> None:
         super().__init__(rule, lateness, emit)
         # key -> flat history: ts, event_id, ts, event_id, ... (count) or ts, value, event_id, ... (others);
-        # a count window's key with one event (the common case) is a row of the columns below instead
-        self.keys: dict[Any, Any] = {}  # a list, or an int row
+        # a count window's key with one event (the common case) is one bytes object instead (see _one)
+        self.keys: dict[Any, Any] = {}  # a list, or bytes
         self.next_sweep = -math.inf
         self.stride = 2 if self.spec.agg == "count" else 3
-        self.one_ts = array("d")
-        self.one_id: list[Any] = []
-        self.free: list[int] = []
         self.fires_at_one = self.spec.min_count <= 1 and self.test(1, self.spec.value)
-
-    def _row(self, ts: float, eid: Any) -> int:
-        if self.free:
-            row = self.free.pop()
-            self.one_ts[row], self.one_id[row] = ts, eid
-            return row
-        self.one_ts.append(ts)
-        self.one_id.append(eid)
-        return len(self.one_id) - 1
-
-    def _release(self, row: int) -> None:
-        self.one_id[row] = None
-        self.free.append(row)
 
     def on_event(self, e: dict[str, Any], step: int, out: list[Hit]) -> None:
         key = self.key(e)
@@ -392,17 +395,15 @@ class SlidingWindow(_WindowBase):
         h: Any = self.keys.get(key)
         if h is None:
             if stride == 2:
-                if not self.fires_at_one:  # one event decides nothing: a row, no list
-                    self.keys[key] = self._row(ts, e.get("event_id"))
+                if not self.fires_at_one:  # one event decides nothing: one bytes object, no list
+                    self.keys[key] = _one(ts, e.get("event_id"))
                     return
                 h = self.keys[key] = [ts, e.get("event_id")]
             else:
                 h = self.keys[key] = [ts, _value(s, e, self.value_getter), e.get("event_id")]
         else:
-            if type(h) is int:  # the key's second event: its row becomes a list
-                row = h
-                h = self.keys[key] = [self.one_ts[row], self.one_id[row]]
-                self._release(row)
+            if type(h) is bytes:  # the key's second event: its packed first event becomes a list
+                h = self.keys[key] = [_one_ts(h), _one_id(h)]
             if stride == 2:
                 h += (ts, e.get("event_id"))
             else:
@@ -446,12 +447,10 @@ class SlidingWindow(_WindowBase):
         if watermark < self.next_sweep:
             return
         horizon = watermark - self.spec.duration - self.lateness
-        stride, one_ts = self.stride, self.one_ts
+        stride = self.stride
         for key in [k for k, h in self.keys.items()
-                    if (one_ts[h] <= horizon if type(h) is int else not h or max(h[::stride]) <= horizon)]:
-            h = self.keys.pop(key)
-            if type(h) is int:
-                self._release(h)
+                    if (_UNPACK_TS(h)[0] <= horizon if type(h) is bytes else not h or max(h[::stride]) <= horizon)]:
+            del self.keys[key]
         self.next_sweep = watermark + self.spec.duration
 
     def size(self) -> int:
@@ -461,8 +460,8 @@ class SlidingWindow(_WindowBase):
         """Version 1 format: ``[key, [[ts, value, event_id], ...]]``."""
         rows = []
         for k, h in self.keys.items():
-            if type(h) is int:
-                items = [[self.one_ts[h], None, self.one_id[h]]]
+            if type(h) is bytes:
+                items = [[_one_ts(h), None, _one_id(h)]]
             elif self.stride == 2:
                 items = [[h[i], None, h[i + 1]] for i in range(0, len(h), 2)]
             else:
@@ -471,10 +470,10 @@ class SlidingWindow(_WindowBase):
         return rows
 
     def load(self, data: Any) -> None:
-        self.keys, self.one_ts, self.one_id, self.free = {}, array("d"), [], []
+        self.keys = {}
         for k, items in data:
             if self.stride == 2 and len(items) == 1:
-                self.keys[self.from_tuple(k)] = self._row(items[0][0], items[0][2])
+                self.keys[self.from_tuple(k)] = _one(items[0][0], items[0][2])
                 continue
             h: list[Any] = []
             for ts, v, eid in items:

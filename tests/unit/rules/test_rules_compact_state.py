@@ -242,3 +242,24 @@ def test_dedup_periods_end_in_the_order_keys_opened_even_after_a_late_hit() -> N
     assert [h.dedup_key for h in engine.advance(800)] == ["d3"]
     engine.process([hit(900, "d4"), hit(901, "d4")])  # in order again: the due keys are a prefix
     assert [(h.dedup_key, h.suppressed_count) for h in engine.advance(1600)] == [("d4", 1)]
+
+
+def test_a_sliding_count_key_with_one_event_keeps_any_id_exactly() -> None:
+    """A lone event is packed (time bytes + UTF-8 id); ids that are not plain strings take the list form.
+    Either way the snapshot, a restore and the hit that fires later see the same time and id."""
+    for eid in ("r1", "", "ü-ünïcode-✓", "\ud800lone-surrogate", 17, None):
+        engine = engine_from_text(TEXT, allowed_lateness_s=0)
+        e = ev(6.25, "x", event_type="inference", is_refusal=True, conversation_id="c1")
+        e["event_id"] = eid
+        engine.process([e])
+        h = engine._stateful["refusals"].keys["c1"]
+        assert type(h) is (bytes if type(eid) is str else list)
+        assert engine._stateful["refusals"].dump() == [[["c1"], [[6.25, None, eid]]]]
+        restored = engine_from_text(TEXT, allowed_lateness_s=0)
+        restored._stateful["refusals"].load(engine._stateful["refusals"].dump())
+        more = [ev(7, "y", event_type="inference", is_refusal=True, conversation_id="c1"),
+                ev(8, "z", event_type="inference", is_refusal=True, conversation_id="c1")]
+        fired = [h for h in restored.process(more) if h.rule_id == "refusals"]
+        assert [h.event_ids for h in fired] == [[eid, "y", "z"]]
+        assert fired[0].evidence["window_start"] == 6.25
+        assert [h.event_ids for h in engine.process(more) if h.rule_id == "refusals"] == [[eid, "y", "z"]]
