@@ -8,17 +8,21 @@ same rule and scope, ``suppressed_count`` = number folded, the folded event
 ids (last 20) and the period in its evidence. A period with nothing folded
 ends quietly.
 
-State per open key is one flat list of what the summary needs: the first
-hit's time, output, scope, ids, group, evidence and sources (dicts and lists
-packed into tuples, so a later change to the returned hit cannot alter the
-summary), the rule-level fields shared by every key of the rule, the folded
-count, newest time and ids. Snapshots keep the version 1 format (the first
+State per open key is one flat tuple (a list once a hit folded into it) of
+what the summary needs: the first hit's time, output, scope, ids, group,
+evidence and sources (dicts and lists packed into tuples, so a later change
+to the returned hit cannot alter the summary), the rule-level fields shared
+by every key of the rule, the folded count, newest time and ids. Values of
+low-cardinality event fields (tenant, deployment, model, categories:
+``LOW_CARDINALITY``) are interned, and a key template of one bare field keys
+by the field's own string. Snapshots keep the version 1 format (the first
 hit as a dict).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +35,19 @@ TS, COUNT, LAST_TS, IDS, CONSTS, OUTPUT, SCOPE, EVENT_IDS, GROUP, EVIDENCE, TENA
     SOURCES = range(15)
 _CONST_FIELDS = ("rule_id", "rule_version", "kind", "title", "severity", "tags", "mode", "scope_kind",
                  "runbook_url", "suppressed_count")
+# event fields whose values repeat across keys (a few tenants, deployments, models, categories): an open key
+# keeps them interned, one string object for every key holding the same value, instead of each event's copy
+LOW_CARDINALITY = frozenset({
+    "tenant_id", "deployment_id", "environment", "region", "provider", "request_model", "response_model",
+    "model_checkpoint", "agent_name", "agent_version", "operation", "event_type", "tool_name", "tool_type",
+    "action_category", "privilege", "approval", "producer_id", "error_type", "model", "scope_value"})
+_intern = sys.intern
+
+
+def shared(v: Any) -> Any:
+    """``v`` interned when it is a string (equal value, one object for all holders; a mortal intern:
+    freed with its last holder), else ``v``."""
+    return _intern(v) if type(v) is str else v
 
 
 class _Dict(tuple):  # type: ignore[type-arg]
@@ -51,7 +68,8 @@ def pack(v: Any, shapes: dict[tuple[str, ...], tuple[str, ...]]) -> Any:
     if t is dict:
         keys = tuple(v)
         keys = shapes.setdefault(keys, keys)
-        return _Dict((keys, *(pack(x, shapes) for x in v.values())))
+        return _Dict((keys, *(_intern(x) if type(x) is str and k in LOW_CARDINALITY else pack(x, shapes)
+                              for k, x in v.items())))
     if t is list:
         return _List(pack(x, shapes) for x in v)
     if t is tuple:
@@ -75,8 +93,13 @@ class Suppressor:
     def __init__(self, rule: RuleDef) -> None:
         assert rule.dedup_key is not None
         self.rule, self.key, self.period = rule, rule.dedup_key, rule.dedup_period
-        # key -> [first ts, folded count, last ts, folded ids, rule-level fields, the first hit's own fields...]
-        self.open: dict[str, list[Any]] = {}
+        # key -> (first ts, folded count, last ts, folded ids, rule-level fields, the first hit's own fields...):
+        # a tuple until a hit folds into it, then a list
+        self.open: dict[str, Any] = {}
+        # a key template of one bare field (``{agent_run_id}``): a string value is the key itself, no new string
+        pieces = self.key.pieces
+        literal, name, get, spec = pieces[0] if len(pieces) == 1 else ("x", None, None, "")
+        self.bare = get if not literal and name is not None and not spec else None
         self.suppressed = 0
         self.next_due = math.inf  # earliest period end: advance() is free until then
         self.shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # evidence key tuples shared by all keys
@@ -86,16 +109,17 @@ class Suppressor:
         self.ordered = True
         self.newest = -math.inf
 
-    def _state(self, f: dict[str, Any] | Hit) -> list[Any]:
+    def _state(self, f: dict[str, Any] | Hit) -> tuple[Any, ...]:
         get: Callable[[str], Any] = f.get if isinstance(f, dict) else lambda name: getattr(f, name)
         consts = tuple(pack(get(n), self.shapes) for n in _CONST_FIELDS)
         consts = self.consts.setdefault(consts, consts)
         ids = get("event_ids")
         group = get("group")
-        return [get("ts"), 0, get("ts"), None, consts, get("output"), get("scope_value"),
+        return (get("ts"), 0, get("ts"), None, consts, get("output"), shared(get("scope_value")),
                 ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
-                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes), get("tenant_id"),
-                get("deployment_id"), get("model"), get("agent_run_id"), self._sources(get("sources"))]
+                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes),
+                shared(get("tenant_id")), shared(get("deployment_id")), shared(get("model")), get("agent_run_id"),
+                self._sources(get("sources")))
 
     def _sources(self, sources: list[Any]) -> Any:
         """One source (the usual case) as its own tuple of atoms, shared with the hit; else a packed list."""
@@ -104,7 +128,9 @@ class Suppressor:
         return pack(list(sources), self.shapes)
 
     def admit(self, hit: Hit, e: dict[str, Any], out: list[Hit]) -> None:
-        key = self.key.render(e)
+        key = self.bare(e) if self.bare is not None else None
+        if type(key) is not str:
+            key = self.key.render(e)
         hit.dedup_key = key
         state = self.open.get(key)
         if state is not None and hit.ts >= state[TS] + self.period:
@@ -119,6 +145,8 @@ class Suppressor:
             self.next_due = min(self.next_due, hit.ts + self.period)
             out.append(hit)
             return
+        if type(state) is tuple:  # the key's first folded hit
+            state = self.open[key] = list(state)
         state[COUNT] += 1
         state[LAST_TS] = max(state[LAST_TS], hit.ts)
         state[IDS] = ((state[IDS] or []) + hit.event_ids)[-MAX_FOLDED_IDS:]
@@ -150,7 +178,7 @@ class Suppressor:
             self.ordered, self.newest = True, last
 
     @staticmethod
-    def _first(key: str, s: list[Any]) -> dict[str, Any]:
+    def _first(key: str, s: Any) -> dict[str, Any]:
         """The first hit as ``dataclasses.asdict`` gave it (the version 1 snapshot format)."""
         first = dict(zip(_CONST_FIELDS, map(unpack, s[CONSTS]), strict=True))
         ids = s[EVENT_IDS]
@@ -183,8 +211,10 @@ class Suppressor:
     def load(self, data: Any) -> None:
         self.open = {}
         for k, (first, count, last_ts, ids) in data.items():
-            s = self._state(first)
-            s[COUNT], s[LAST_TS], s[IDS] = count, last_ts, list(ids) or None
+            s: Any = self._state(first)
+            if count or ids or last_ts != s[LAST_TS]:
+                s = list(s)
+                s[COUNT], s[LAST_TS], s[IDS] = count, last_ts, list(ids) or None
             self.open[k] = s
         self.next_due = -math.inf
         self.ordered, self.newest = False, -math.inf  # the next advance checks the order
