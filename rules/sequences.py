@@ -3,8 +3,10 @@
 State per join key is one partial match, kept row by row in columns (arrays
 of numbers; freed rows are reused): the next step, start and last times,
 the absence deadline, the event ids (a lone id kept bare) and, once an
-absence is armed, the context the hit needs as a tuple of values. A
-sequence joined by one field is keyed by the bare value. Semantics, chosen
+absence is armed, the context the hit needs as a tuple of values. A partial
+that has seen only step 0 (the common case) is one bytes object instead of a
+row: the start time, then the event id. A sequence joined by one field is
+keyed by the bare value. The snapshot format is unchanged (see ``dump``). Semantics, chosen
 to be predictable:
 
 - a step-0 match starts a partial; while only step 0 has been seen, a newer
@@ -24,6 +26,7 @@ to be predictable:
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from collections.abc import Callable
 from math import isnan
@@ -37,6 +40,11 @@ from rules.windows import hashable_key
 
 Emit = Callable[[Hit, dict[str, Any], list[Hit]], None]
 NEXT, START, LAST, IDS, CTX, DEADLINE = range(6)  # slots of a partial in snapshots (version 1)
+_PACK_TS, _UNPACK_TS = struct.Struct("<d").pack, struct.Struct("<d").unpack_from
+
+
+def _lone_id(h: bytes) -> str:
+    return h[8:].decode("utf-8", "surrogatepass")
 
 
 class Sequence:
@@ -47,8 +55,12 @@ class Sequence:
         self.single = self.getters[0] if len(self.getters) == 1 else None  # keyed by the bare value
         self.n = len(self.spec.steps)
         self.absent_last = self.spec.steps[-1].absent
-        # partials row by row (free rows reused): key -> row of next step, start, last, ids, context, deadline
-        self.partials: dict[Any, int] = {}
+        # partials row by row (free rows reused): key -> row of next step, start, last, ids, context, deadline;
+        # a partial that saw only step 0 (no absence armed, a string id) is one bytes object instead: the
+        # start time's 8 bytes, then the id in UTF-8 (next step 1, last time = start)
+        self.partials: dict[Any, Any] = {}
+        # one step-0 partial can stay bytes: when step 1 is not an absence (arming one needs a row)
+        self.lone = self.n > 1 and not self.spec.steps[1].absent
         self.free: list[int] = []
         self.nxt: list[int] = []
         self.start = array("d")
@@ -73,6 +85,21 @@ class Sequence:
                 return
         ts = e["_ts"]
         i = self.partials.get(key)
+        if type(i) is bytes:  # only step 0 seen
+            start = _UNPACK_TS(i)[0]
+            if ts - start > self.spec.maxspan:
+                del self.partials[key]
+            elif step == 0:
+                self._start(key, e, ts, None)
+                return
+            elif step == 1 and ts >= start:  # it advances: a row from here on
+                h, i = i, self._row(key, None)
+                self.nxt[i], self.start[i], self.last[i], self.deadline[i] = 1, start, start, math.nan
+                self.ids[i] = _lone_id(h)
+            else:
+                return
+            if type(i) is bytes:
+                i = None
         if i is not None:
             deadline = self.deadline[i]
             if not isnan(deadline):  # an absence is armed
@@ -131,6 +158,13 @@ class Sequence:
 
     def _start(self, key: Any, e: dict[str, Any], ts: float, i: int | None) -> None:
         eid = e.get("event_id")
+        if self.lone and type(eid) is str:
+            if i is not None:  # free the row; the key keeps its place in ``partials`` (advance's order)
+                self.ids[i] = self.ctx[i] = None
+                self.free.append(i)
+            self.partials[key] = _PACK_TS(ts) + eid.encode("utf-8", "surrogatepass")
+            self.next_due = min(self.next_due, ts + self.spec.maxspan + self.lateness)
+            return
         i = self._row(key, i)
         self.nxt[i], self.start[i], self.last[i], self.deadline[i] = 1, ts, ts, math.nan
         self.ids[i] = eid if type(eid) is str else [eid]
@@ -168,6 +202,13 @@ class Sequence:
         due = math.inf
         lateness, maxspan = self.lateness, self.spec.maxspan
         for key, i in list(self.partials.items()):
+            if type(i) is bytes:
+                start = _UNPACK_TS(i)[0]
+                if start + maxspan + lateness <= watermark:
+                    del self.partials[key]
+                else:
+                    due = min(due, start + maxspan + lateness)
+                continue
             deadline = self.deadline[i]
             if not isnan(deadline):
                 if deadline + lateness <= watermark:
@@ -188,6 +229,10 @@ class Sequence:
         """Version 1 format: ``[key, [next, start, last, ids, reduced event or None, deadline or None]]``."""
         rows = []
         for k, i in self.partials.items():
+            if type(i) is bytes:
+                start = _UNPACK_TS(i)[0]
+                rows.append([[k] if self.single is not None else list(k), [1, start, start, [_lone_id(i)], None, None]])
+                continue
             deadline = self.deadline[i]
             rows.append([[k] if self.single is not None else list(k),
                          [self.nxt[i], self.start[i], self.last[i], list(self._ids(i)),
@@ -200,8 +245,13 @@ class Sequence:
         self.partials, self.free, self.nxt, self.ids, self.ctx = {}, [], [], [], []
         self.start, self.last, self.deadline = array("d"), array("d"), array("d")
         for k, p in data:
-            i = self._row(k[0] if self.single is not None else tuple(k), None)
+            key = k[0] if self.single is not None else tuple(k)
             ids = list(p[IDS])
+            if (self.lone and p[NEXT] == 1 and p[START] == p[LAST] and p[DEADLINE] is None and p[CTX] is None
+                    and len(ids) == 1 and type(ids[0]) is str):
+                self.partials[key] = _PACK_TS(p[START]) + ids[0].encode("utf-8", "surrogatepass")
+                continue
+            i = self._row(key, None)
             self.nxt[i], self.start[i], self.last[i] = p[NEXT], p[START], p[LAST]
             self.deadline[i] = math.nan if p[DEADLINE] is None else p[DEADLINE]
             self.ids[i] = ids[0] if len(ids) == 1 and type(ids[0]) is str else ids

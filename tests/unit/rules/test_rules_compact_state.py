@@ -263,3 +263,58 @@ def test_a_sliding_count_key_with_one_event_keeps_any_id_exactly() -> None:
         assert [h.event_ids for h in fired] == [[eid, "y", "z"]]
         assert fired[0].evidence["window_start"] == 6.25
         assert [h.event_ids for h in engine.process(more) if h.rule_id == "refusals"] == [[eid, "y", "z"]]
+
+
+def test_a_sequence_partial_that_saw_only_step_0_is_packed_and_behaves_as_a_row() -> None:
+    """Step 0 alone: bytes (start + id) when the id is a string, a row otherwise; a restart keeps the key's
+    place, the next step turns it into a row, snapshots show the version 1 partial either way."""
+    for eid in ("w1", "ü✓", 5, None):
+        engine = engine_from_text(TEXT, allowed_lateness_s=0)
+        engine.process([ev(1, "w0", action_category="weights_access", agent_run_id="r0"),
+                        ev(2, "w0", action_category="weights_access", agent_run_id="r1")])
+        e = ev(3, "x", action_category="weights_access", agent_run_id="r0")
+        e["event_id"] = eid
+        engine.process([e])  # a restart of r0
+        seq = engine._stateful["seq"]
+        assert list(seq.partials) == ["r0", "r1"]
+        assert type(seq.partials["r0"]) is (bytes if type(eid) is str else int)
+        assert type(seq.partials["r1"]) is bytes
+        assert seq.dump() == [[["r0"], [1, 3.0, 3.0, [eid], None, None]], [["r1"], [1, 2.0, 2.0, ["w0"], None, None]]]
+        restored = engine_from_text(TEXT, allowed_lateness_s=0)
+        restored.restore(engine.snapshot())
+        assert restored._stateful["seq"].dump() == seq.dump()
+        more = [ev(4, "y", action_category="exec", agent_run_id="r0"),
+                ev(5, "z", action_category="net_egress", agent_run_id="r0", dest_host="h")]
+        for eng in (engine, restored):
+            assert [h.event_ids for h in eng.process(more) if h.rule_id == "seq"] == [[eid, "y", "z"]]
+            assert list(eng._stateful["seq"].partials) == ["r1"]
+    spawn = engine_from_text(TEXT, allowed_lateness_s=0)  # step 1 is an absence: always a row (it arms)
+    spawn.process([ev(1, "s1", action_category="spawn_agent", agent_run_id="r3")])
+    assert type(spawn._stateful["spawn"].partials["r3"]) is int
+
+
+def test_dedup_state_is_a_tuple_until_a_hit_folds_and_a_bare_key_is_the_field_itself() -> None:
+    engine = engine_from_text(TEXT, allowed_lateness_s=0)
+    e = ev(1, "a1", action_category="exec", agent_run_id="r1", deployment_id="d1", tool_arguments="ls")
+    hits = engine.process([e])
+    sup = engine._suppressors["shell"]
+    assert type(sup.open["d1"]) is tuple and next(iter(sup.open)) is e["deployment_id"]
+    assert [h.dedup_key for h in hits if h.rule_id == "shell"] == ["d1"]
+    hits[0].evidence["fields"]["tool_arguments"] = "changed"  # the returned hit is the caller's to change
+    engine.process([ev(2, "a2", action_category="exec", agent_run_id="r1", deployment_id="d1")])
+    assert type(sup.open["d1"]) is list and sup.open["d1"][1] == 1
+    snap = engine.snapshot()
+    restored = engine_from_text(TEXT, allowed_lateness_s=0)
+    restored.restore(snap)
+    assert restored.snapshot() == snap
+    summary = [h for h in restored.advance(10_000) if h.rule_id == "shell"]
+    assert [h.suppressed_count for h in summary] == [1]
+    assert summary[0].evidence["fields"] == {"event_id": "a1", "deployment_id": "d1", "agent_run_id": "r1",
+                                             "tool_arguments": "ls", "action_category": "exec",
+                                             "_src": ["events", 1, 10]}
+    # a key field that is not a string renders as the template does ("<none>" when missing, str() otherwise)
+    for value, key in ((7, "7"), (None, "<none>")):
+        eng = engine_from_text(TEXT, allowed_lateness_s=0)
+        out = eng.process([ev(1, "b", action_category="exec", agent_run_id="r9", deployment_id=value)])
+        assert [h.dedup_key for h in out if h.rule_id == "shell"] == [key]
+        assert list(eng._suppressors["shell"].open) == [key]
