@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,16 @@ SNAPSHOT_VERSION = 1
 _TS = itemgetter("_ts")
 Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]
 Bucket = tuple[Callable[[dict[str, Any]], tuple[int, ...]], tuple[Unit, ...]]
+
+
+def _json(rows: Iterator[Any], brackets: bytes, chunk: int = 4096) -> orjson.Fragment:
+    """``orjson.dumps(list(rows))`` (``b"[]"``) or ``orjson.dumps(dict(rows))`` (``b"{}"``), the same bytes,
+    serialized ``chunk`` rows at a time: a snapshot of a million keys never holds them all as Python rows."""
+    parts: list[bytes] = []
+    as_dict = brackets == b"{}"
+    while batch := list(islice(rows, chunk)):
+        parts.append(orjson.dumps(dict(batch) if as_dict else batch)[1:-1])
+    return orjson.Fragment(brackets[:1] + b",".join(parts) + brackets[1:])
 
 
 class _EventRule:
@@ -212,8 +223,8 @@ class Engine:
             ev, sup = self._stateful.get(rule.id), self._suppressors.get(rule.id)
             if ev is None and sup is None:
                 continue
-            rules[rule.id] = {"hash": rule.hash, "state": ev.dump() if ev is not None else None,
-                              "dedup": sup.dump() if sup is not None else None}
+            rules[rule.id] = {"hash": rule.hash, "state": _json(ev.rows(), b"[]") if ev is not None else None,
+                              "dedup": _json(sup.rows(), b"{}") if sup is not None else None}
         wm = self.watermark if math.isfinite(self.watermark) else None
         return orjson.dumps({"v": SNAPSHOT_VERSION, "watermark": wm, "rules": rules})
 

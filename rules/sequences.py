@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from math import isnan
 from typing import Any
 
@@ -227,18 +227,19 @@ class Sequence:
 
     def dump(self) -> Any:
         """Version 1 format: ``[key, [next, start, last, ids, reduced event or None, deadline or None]]``."""
-        rows = []
+        return list(self.rows())
+
+    def rows(self) -> Iterator[Any]:
+        """The rows of :meth:`dump` one by one (a snapshot serializes them in chunks)."""
         for k, i in self.partials.items():
             if type(i) is bytes:
                 start = _UNPACK_TS(i)[0]
-                rows.append([[k] if self.single is not None else list(k), [1, start, start, [_lone_id(i)], None, None]])
+                yield [[k] if self.single is not None else list(k), [1, start, start, [_lone_id(i)], None, None]]
                 continue
             deadline = self.deadline[i]
-            rows.append([[k] if self.single is not None else list(k),
-                         [self.nxt[i], self.start[i], self.last[i], list(self._ids(i)),
-                          self._context(i) if self.ctx[i] is not None else None,
-                          None if isnan(deadline) else deadline]])
-        return rows
+            yield [[k] if self.single is not None else list(k),
+                   [self.nxt[i], self.start[i], self.last[i], list(self._ids(i)),
+                    self._context(i) if self.ctx[i] is not None else None, None if isnan(deadline) else deadline]]
 
     def load(self, data: Any) -> None:
         fields = self.rule.context_fields

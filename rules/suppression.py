@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rules.base import Hit
@@ -206,7 +206,12 @@ class Suppressor:
 
     def dump(self) -> Any:
         """Version 1 format: ``{key: [first hit as a dict, folded count, last ts, folded ids]}``."""
-        return {k: [self._first(k, s), s[COUNT], s[LAST_TS], s[IDS] or []] for k, s in self.open.items()}
+        return dict(self.rows())
+
+    def rows(self) -> Iterator[tuple[str, list[Any]]]:
+        """The items of :meth:`dump` one by one (a snapshot serializes them in chunks)."""
+        for k, s in self.open.items():
+            yield k, [self._first(k, s), s[COUNT], s[LAST_TS], s[IDS] or []]
 
     def load(self, data: Any) -> None:
         self.open = {}

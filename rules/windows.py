@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rules.base import Hit
@@ -315,8 +315,11 @@ class TumblingWindow(_WindowBase):
 
     def dump(self) -> Any:
         """Version 1 format: ``[start, key, [count, sum, nvals, min, max, distinct, fired, ids, last_ts, ctx]]``."""
+        return list(self.rows())
+
+    def rows(self) -> Iterator[Any]:
+        """The rows of :meth:`dump` one by one (a snapshot serializes them in chunks)."""
         agg, fields = self.agg, self.rule.context_fields
-        rows = []
         for start, b in self.buckets.items():
             for key, i in b.index.items():
                 total, nvals, lo, hi, distinct = 0.0, 0, None, None, None
@@ -330,10 +333,9 @@ class TumblingWindow(_WindowBase):
                 ctx = None if b.ctx is None else b.ctx[i]
                 if ctx is not None:
                     ctx = reduce_event(ctx, fields) if type(ctx) is dict else expand_context(ctx, fields)
-                rows.append([start, list(self.key_tuple(key)), [b.n[i], total, nvals, lo, hi, distinct, fired,
-                                                                  [] if fired else list(_ids(b.ids[i])),
-                                                                  b.last[i], ctx or None]])
-        return rows
+                yield [start, list(self.key_tuple(key)), [b.n[i], total, nvals, lo, hi, distinct, fired,
+                                                           [] if fired else list(_ids(b.ids[i])),
+                                                           b.last[i], ctx or None]]
 
     def load(self, data: Any) -> None:
         self.buckets = {}
@@ -458,7 +460,10 @@ class SlidingWindow(_WindowBase):
 
     def dump(self) -> Any:
         """Version 1 format: ``[key, [[ts, value, event_id], ...]]``."""
-        rows = []
+        return list(self.rows())
+
+    def rows(self) -> Iterator[Any]:
+        """The rows of :meth:`dump` one by one (a snapshot serializes them in chunks)."""
         for k, h in self.keys.items():
             if type(h) is bytes:
                 items = [[_one_ts(h), None, _one_id(h)]]
@@ -466,8 +471,7 @@ class SlidingWindow(_WindowBase):
                 items = [[h[i], None, h[i + 1]] for i in range(0, len(h), 2)]
             else:
                 items = [h[i:i + 3] for i in range(0, len(h), 3)]
-            rows.append([list(self.key_tuple(k)), items])
-        return rows
+            yield [list(self.key_tuple(k)), items]
 
     def load(self, data: Any) -> None:
         self.keys = {}
