@@ -62,19 +62,47 @@ class _List(tuple):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def pack(v: Any, shapes: dict[tuple[str, ...], tuple[str, ...]]) -> Any:
-    """An immutable copy of a JSON-like value: dicts and lists become tuples; key tuples are shared via ``shapes``."""
+class _Fields(tuple):  # type: ignore[type-arg]
+    """A packed ``{"fields": {...}}`` (the evidence of a single-event rule): the inner dict packed as a _Dict."""
+
+    __slots__ = ()
+
+
+class _Source(tuple):  # type: ignore[type-arg]
+    """A packed list ``[topic, partition, offset]`` (an event's ``_src``) that is also a hit's one source."""
+
+    __slots__ = ()
+
+
+def pack(v: Any, shapes: dict[tuple[str, ...], tuple[str, ...]], source: _Source | None = None) -> Any:
+    """An immutable copy of a JSON-like value: dicts and lists become tuples; key tuples are shared via ``shapes``;
+    a ``_src`` list equal to ``source`` (atom by atom, types included) becomes ``source`` itself."""
     t = type(v)
     if t is dict:
-        keys = tuple(v)
-        keys = shapes.setdefault(keys, keys)
-        return _Dict((keys, *(_intern(x) if type(x) is str and k in LOW_CARDINALITY else pack(x, shapes)
-                              for k, x in v.items())))
+        if len(v) == 1 and type(v.get("fields")) is dict:
+            return _Fields(_pack_dict(v["fields"], shapes, source))
+        return _Dict(_pack_dict(v, shapes, source))
     if t is list:
-        return _List(pack(x, shapes) for x in v)
+        return _List(pack(x, shapes, source) for x in v)
     if t is tuple:
-        return tuple(pack(x, shapes) for x in v)
+        return tuple(pack(x, shapes, source) for x in v)
     return v
+
+
+def _pack_dict(v: dict[str, Any], shapes: dict[tuple[str, ...], tuple[str, ...]],
+               source: _Source | None) -> tuple[Any, ...]:
+    keys = tuple(v)
+    keys = shapes.setdefault(keys, keys)
+    return (keys, *(_pack_item(k, x, shapes, source) for k, x in v.items()))
+
+
+def _pack_item(k: str, x: Any, shapes: dict[tuple[str, ...], tuple[str, ...]], source: _Source | None) -> Any:
+    if type(x) is str:
+        return _intern(x) if k in LOW_CARDINALITY else x
+    if (k == "_src" and source is not None and type(x) is list and len(x) == len(source)
+            and all(type(a) is type(b) and a == b for a, b in zip(x, source, strict=True))):
+        return source
+    return pack(x, shapes, source)
 
 
 def unpack(v: Any) -> Any:
@@ -82,7 +110,9 @@ def unpack(v: Any) -> Any:
     t = type(v)
     if t is _Dict:
         return dict(zip(v[0], map(unpack, v[1:]), strict=True))
-    if t is _List:
+    if t is _Fields:
+        return {"fields": dict(zip(v[0], map(unpack, v[1:]), strict=True))}
+    if t is _List or t is _Source:
         return [unpack(x) for x in v]
     if t is tuple:
         return tuple(unpack(x) for x in v)
@@ -115,16 +145,18 @@ class Suppressor:
         consts = self.consts.setdefault(consts, consts)
         ids = get("event_ids")
         group = get("group")
+        sources = self._sources(get("sources"))
+        one = sources if type(sources) is _Source else None  # shared with the evidence's equal ``_src``
         return (get("ts"), 0, get("ts"), None, consts, get("output"), shared(get("scope_value")),
                 ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
-                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes),
+                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes, one),
                 shared(get("tenant_id")), shared(get("deployment_id")), shared(get("model")), get("agent_run_id"),
-                self._sources(get("sources")))
+                sources)
 
     def _sources(self, sources: list[Any]) -> Any:
-        """One source (the usual case) as its own tuple of atoms, shared with the hit; else a packed list."""
+        """One source (the usual case) as a _Source of its atoms; else a packed list."""
         if len(sources) == 1 and all(type(x) in (str, int) for x in sources[0]):
-            return tuple(sources[0])  # the same object when it is a tuple already
+            return _Source(sources[0])
         return pack(list(sources), self.shapes)
 
     def admit(self, hit: Hit, e: dict[str, Any], out: list[Hit]) -> None:
@@ -185,7 +217,7 @@ class Suppressor:
         first.update(output=s[OUTPUT], ts=s[TS], scope_value=s[SCOPE],
                      event_ids=[ids] if type(ids) is str else unpack(ids), group=unpack(s[GROUP]) or {},
                      evidence=unpack(s[EVIDENCE]), tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
-                     agent_run_id=s[RUN], sources=[s[SOURCES]] if type(s[SOURCES]) is tuple else unpack(s[SOURCES]),
+                     agent_run_id=s[RUN], sources=[tuple(s[SOURCES])] if type(s[SOURCES]) is _Source else unpack(s[SOURCES]),
                      dedup_key=key)
         return {name: first[name] for name in Hit.__dataclass_fields__}
 
