@@ -11,7 +11,8 @@ ends quietly.
 State per open key is one flat tuple (a list once a hit folded into it) of
 what the summary needs: the first hit's time, output, scope, ids, group,
 evidence and sources (dicts and lists packed into tuples, so a later change
-to the returned hit cannot alter the summary), the rule-level fields shared
+to the returned hit cannot alter the summary; the output only when it cannot
+be rendered again, identically, from the evidence's event fields), the rule-level fields shared
 by every key of the rule, the folded count, newest time and ids. Values of
 low-cardinality event fields (tenant, deployment, model, categories:
 ``LOW_CARDINALITY``) are interned, and a key template of one bare field keys
@@ -147,9 +148,13 @@ class Suppressor:
         group = get("group")
         sources = self._sources(get("sources"))
         one = sources if type(sources) is _Source else None  # shared with the evidence's equal ``_src``
-        return (get("ts"), 0, get("ts"), None, consts, get("output"), shared(get("scope_value")),
+        evidence = pack(get("evidence"), self.shapes, one)
+        output = get("output")
+        if type(evidence) is _Fields and self._render(evidence) == output:
+            output = None  # a single-event rule's output: rendered again from its evidence when needed
+        return (get("ts"), 0, get("ts"), None, consts, output, shared(get("scope_value")),
                 ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
-                pack(group, self.shapes) if group else None, pack(get("evidence"), self.shapes, one),
+                pack(group, self.shapes) if group else None, evidence,
                 shared(get("tenant_id")), shared(get("deployment_id")), shared(get("model")), get("agent_run_id"),
                 sources)
 
@@ -209,12 +214,16 @@ class Suppressor:
         else:
             self.ordered, self.newest = True, last
 
-    @staticmethod
-    def _first(key: str, s: Any) -> dict[str, Any]:
+    def _render(self, evidence: _Fields) -> str:
+        """The rule's output rendered from the event fields of a single-event rule's packed evidence."""
+        return self.rule.output.render(unpack(evidence)["fields"])
+
+    def _first(self, key: str, s: Any) -> dict[str, Any]:
         """The first hit as ``dataclasses.asdict`` gave it (the version 1 snapshot format)."""
         first = dict(zip(_CONST_FIELDS, map(unpack, s[CONSTS]), strict=True))
         ids = s[EVENT_IDS]
-        first.update(output=s[OUTPUT], ts=s[TS], scope_value=s[SCOPE],
+        output = s[OUTPUT]
+        first.update(output=output if output is not None else self._render(s[EVIDENCE]), ts=s[TS], scope_value=s[SCOPE],
                      event_ids=[ids] if type(ids) is str else unpack(ids), group=unpack(s[GROUP]) or {},
                      evidence=unpack(s[EVIDENCE]), tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
                      agent_run_id=s[RUN], sources=[tuple(s[SOURCES])] if type(s[SOURCES]) is _Source else unpack(s[SOURCES]),

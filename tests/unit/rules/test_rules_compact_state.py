@@ -316,6 +316,11 @@ def test_dedup_state_is_a_tuple_until_a_hit_folds_and_a_bare_key_is_the_field_it
     assert restored.snapshot() == snap
     summary = [h for h in restored.advance(10_000) if h.rule_id == "shell"]
     assert [h.suppressed_count for h in summary] == [1]
+    assert state[5] is None  # the output is rendered again from the evidence: the same text
+    assert summary[0].output == "exec ls (+1 more suppressed within 600s)"
+    burst = engine_from_text(TEXT, allowed_lateness_s=0)  # a window's output needs more than the event
+    burst.process([ev(t, f"b{t}", action_category="exec", agent_run_id="r1") for t in (1, 2, 3, 4, 5, 6)])
+    assert [s[5] for s in burst._suppressors["burst"].open.values()] == ["Burst"]
     assert summary[0].evidence["fields"] == {"event_id": "a1", "deployment_id": "d1", "agent_run_id": "r1",
                                              "tool_arguments": "ls", "action_category": "exec",
                                              "_src": ["events", 1, 10]}
