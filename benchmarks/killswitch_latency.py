@@ -132,6 +132,7 @@ async def run(bootstrap: str, workdir: Path, rate: float, duration: float, every
             await producer.stop()
             await consumer.stop()
         ms = sorted(1000 * x for x in latencies)
+        stats = worker.get("/overseer/stats")
 
         def pct(q: float) -> float | None:
             return round(ms[min(len(ms) - 1, int(q * len(ms)))], 1) if ms else None
@@ -140,7 +141,8 @@ async def run(bootstrap: str, workdir: Path, rate: float, duration: float, every
                 "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99),
                 "latency_ms_mean": round(statistics.fmean(ms), 1) if ms else None,
                 "background_rate_requested": rate, "background_rate_achieved": round(background / elapsed, 1),
-                "worker_events_in": worker.get("/overseer/stats")["counters"].get("events_in", 0)}
+                "worker_events_in": stats["counters"].get("events_in", 0),
+                "worker_stages": stats.get("stages")}
     finally:
         worker.stop()
 

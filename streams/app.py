@@ -3,12 +3,13 @@
 Agents only move records; the work happens in `streams.runtime`.
 
 - ``detect``  — events topic, batch-first (``take_events``): a batch is
-  decoded, evaluated and stored, and only then acked, so offsets commit
-  after the ClickHouse sink acknowledged.
+  decoded and evaluated, its detections published, then stored while the
+  next batch is evaluated (one batch in flight); it is acked only after
+  ClickHouse and Kafka acknowledged, so offsets commit after the sink.
 - ``fleet``   — partial aggregates, repartitioned by metric key: merges them
   and runs the statistical detectors (fleet-level, never raw events).
-- ``policy``  — detections: alerts and signed kill-switch commands; the
-  issued idempotency keys live in a Faust table (changelog-backed), so a
+- ``policy``  — detections, in batches: signed kill-switch commands first,
+  then alerts; the issued idempotency keys live in a Faust table (changelog-backed), so a
   replayed breach never issues a second command.
 - ``killswitch_mirror`` — the compacted kill-switch topic: audit rows in
   ClickHouse for every command, including those issued by operators.
@@ -16,7 +17,10 @@ Agents only move records; the work happens in `streams.runtime`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
 import faust
@@ -27,7 +31,7 @@ from streams.api import TokenStore
 from streams.api import install as install_api
 from streams.kafka.clients import faust_credentials
 from streams.pipeline.decode import Record
-from streams.runtime import WorkerRuntime
+from streams.runtime import PreparedBatch, WorkerRuntime
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,12 +102,39 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         except Exception as exc:  # noqa: BLE001 - a missed sweep or flush is retried next second
             log.warning("on-call tick failed: %s", exc)
 
+    async def commit_then_ack(runtime: WorkerRuntime, prepared: PreparedBatch, batch: list[faust.EventT]) -> None:
+        await runtime.commit(prepared)
+        for event in batch:
+            event.ack()  # drops the reference held since the batch arrived: now its offset may commit
+
     @app.agent(events, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                              e.message.value, e.message.timestamp) for e in batch]
-            await (await started()).handle_events(records)
+        """Batch-first, one batch in flight: batch N+1 is decoded and evaluated while batch N is stored.
+
+        ``take_events`` acks a batch when the loop body returns, which is before its commit has
+        finished; each message therefore holds one more reference until its batch is stored and
+        published (``commit_then_ack``), so no offset commits ahead of its events."""
+        in_flight: asyncio.Future[None] | None = None
+        try:
+            async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+                runtime = await started()
+                for event in batch:
+                    event.message.incref()
+                records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                  e.message.value, e.message.timestamp) for e in batch]
+                prepared = await runtime.prepare(records)
+                if in_flight is not None:  # commits run one at a time, in offset order
+                    t = time.perf_counter()
+                    await in_flight
+                    runtime.stages.waited(t)
+                in_flight = asyncio.ensure_future(commit_then_ack(runtime, prepared, list(batch)))
+            if in_flight is not None:
+                await in_flight
+        finally:
+            if in_flight is not None and not in_flight.done():
+                with contextlib.suppress(BaseException):  # stopping: unacked records are simply replayed
+                    await asyncio.shield(in_flight)
+
 
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:
@@ -117,11 +148,24 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
 
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if is_alert_op(event.message.headers):  # ack/resolve/sweep: applied by the group's owner
-                await (await started()).handle_alert_op(event.message.value, event.message.partition)
-                continue
-            await (await started()).handle_detection(event.message.value, event.message.partition)
+        async for batch in stream.take_events(500, within=settings.policy_within_s):
+            runtime = await started()
+            run: list[faust.EventT] = []  # consecutive detections, decided as one batch
+
+            async def decide(run: list[faust.EventT], runtime: WorkerRuntime = runtime) -> None:
+                # table writes need their event as the stream's current one (it names the partition)
+                await runtime.handle_detections([(e.message.value, e.message.partition) for e in run],
+                                                focus=lambda i: stream._set_current_event(run[i]))
+
+            for event in batch:
+                if is_alert_op(event.message.headers):  # ack/resolve/sweep: applied by the group's owner
+                    await decide(run)
+                    run = []
+                    stream._set_current_event(event)
+                    await runtime.handle_alert_op(event.message.value, event.message.partition)
+                else:
+                    run.append(event)
+            await decide(run)
 
     @app.agent(killswitch, name="killswitch_mirror")
     async def killswitch_mirror(stream: faust.StreamT) -> None:

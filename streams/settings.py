@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_web_host: str = "127.0.0.1"
     batch_max: int = Field(default=2000, ge=1, description="Kafka messages per detect batch")
-    batch_within_s: float = Field(default=0.2, gt=0)
+    batch_within_s: float = Field(default=0.05, gt=0, description="longest wait for a detect batch to fill: "
+                                  "latency added when traffic is light (a busy worker's batches fill as it works)")
+    policy_within_s: float = Field(default=0.02, gt=0, description="the same for the policy agent's detection "
+                                   "batches: part of every kill-switch command's latency")
     max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger messages are dead-lettered")
     allowed_lateness_s: float = Field(default=60.0, ge=0)
     rules_paths: list[Path] = Field(default_factory=list, description="rule files/dirs; empty = built-in packs")

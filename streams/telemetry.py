@@ -72,6 +72,12 @@ class Telemetry:
         with self.tracer.start_as_current_span(name, attributes=attrs) as span:
             yield span
 
+    def start_batch_span(self, name: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> Any:
+        """:meth:`batch_span` for a batch whose work spans two coroutines (prepare, then commit):
+        the caller ends it."""
+        attrs = {f"messaging.kafka.offsets.{t}.{p}": f"{a}-{b}" for (t, p), (a, b) in offsets.items()}
+        return self.tracer.start_span(name, attributes=attrs)
+
     def events_in(self, n: int) -> None:
         self._events_in.add(n)
 
