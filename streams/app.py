@@ -146,26 +146,57 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         async for batch in stream.take_events(500, within=0.2):
             await (await started()).handle_seq_partials([(e.message.partition, e.message.value) for e in batch])
 
+    async def then_ack(bookkeeping: Any, batch: list[faust.EventT]) -> None:
+        await bookkeeping()
+        for event in batch:
+            event.ack()
+
     @app.agent(detections, name="policy")
     async def policy(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(500, within=settings.policy_within_s):
-            runtime = await started()
-            run: list[faust.EventT] = []  # consecutive detections, decided as one batch
+        """Detections in batches: commands are decided and published at once; the batch's alert
+        bookkeeping (ClickHouse insert, routing, state checkpoint) runs while the next batch is
+        decided, and the batch is acked after it (each message holds a reference until then)."""
+        in_flight: asyncio.Future[None] | None = None
+        try:
+            async for batch in stream.take_events(500, within=settings.policy_within_s):
+                runtime = await started()
+                run: list[faust.EventT] = []  # consecutive detections, decided as one batch
+                tails: list[Any] = []
 
-            async def decide(run: list[faust.EventT], runtime: WorkerRuntime = runtime) -> None:
-                # table writes need their event as the stream's current one (it names the partition)
-                await runtime.handle_detections([(e.message.value, e.message.partition) for e in run],
-                                                focus=lambda i: stream._set_current_event(run[i]))
+                async def decide(run: list[faust.EventT], runtime: WorkerRuntime = runtime,
+                                 tails: list[Any] = tails) -> None:
+                    # table writes need their event as the stream's current one (it names the partition)
+                    tails.append(await runtime.decide_detections(
+                        [(e.message.value, e.message.partition) for e in run],
+                        focus=lambda i: stream._set_current_event(run[i]), defer=True))
 
-            for event in batch:
-                if is_alert_op(event.message.headers):  # ack/resolve/sweep: applied by the group's owner
-                    await decide(run)
-                    run = []
-                    stream._set_current_event(event)
-                    await runtime.handle_alert_op(event.message.value, event.message.partition)
-                else:
-                    run.append(event)
-            await decide(run)
+                for event in batch:
+                    event.message.incref()
+                    if is_alert_op(event.message.headers):  # ack/resolve/sweep: applied by the group's owner
+                        await decide(run)
+                        run = []
+                        if in_flight is not None:  # operator actions see every earlier alert stored
+                            await in_flight
+                        stream._set_current_event(event)
+                        await runtime.handle_alert_op(event.message.value, event.message.partition)
+                    else:
+                        run.append(event)
+                await decide(run)
+
+                async def bookkeeping(tails: list[Any] = tails) -> None:
+                    for tail in tails:
+                        if tail is not None:
+                            await tail()
+
+                if in_flight is not None:  # one batch's bookkeeping at a time, in order
+                    await in_flight
+                in_flight = asyncio.ensure_future(then_ack(bookkeeping, list(batch)))
+            if in_flight is not None:
+                await in_flight
+        finally:
+            if in_flight is not None and not in_flight.done():
+                with contextlib.suppress(BaseException):  # stopping: unacked detections are replayed
+                    await asyncio.shield(in_flight)
 
     @app.agent(killswitch, name="killswitch_mirror")
     async def killswitch_mirror(stream: faust.StreamT) -> None:

@@ -674,6 +674,12 @@ class WorkerRuntime:
 
     async def handle_detections(self, items: list[tuple[bytes, int]],
                                 focus: Callable[[int], None] | None = None) -> None:
+        """:meth:`decide_detections`, then its bookkeeping, awaited (tests, and the agent's simple path)."""
+        await self.decide_detections(items, focus)
+
+    async def decide_detections(self, items: list[tuple[bytes, int]],
+                                focus: Callable[[int], None] | None = None,
+                                defer: bool = False) -> Callable[[], Any] | None:
         """Policies over a batch of detections (the ``policy`` agent): containment first.
 
         Every decision of the batch is made, then all its signed commands are published in one
@@ -683,9 +689,12 @@ class WorkerRuntime:
         at a few dozen detections a second the commands fell tens of seconds behind.
 
         ``focus(i)`` is called before item ``i``'s state changes: the Faust agent makes item ``i``
-        the stream's current event, so table writes (alert state, issued keys) go to its partition."""
+        the stream's current event, so table writes (alert state, issued keys) go to its partition.
+        With ``defer``, the alerts' store/publish/routing and the policy-state checkpoint are
+        returned as a coroutine function instead of awaited: the caller runs it (one at a time, in
+        order) and acks the batch after it."""
         if not items:
-            return
+            return None
         await self.ensure_state(partition for _, partition in items)
         now = datetime.now(UTC)
         alerts: list[Any] = []
@@ -724,9 +733,17 @@ class WorkerRuntime:
                 self.issued[decision.idempotency_key] = {"command_id": cmd.command_id, "issued_at": now.isoformat()}
                 self.counters.add("killswitch_commands")
                 self.telemetry.command(cmd.action, cmd.mode)
-        if alerts:
-            await self._emit_alerts(alerts)
-        await self.checkpoint(self.policy_state)
+        state_items = self._state_items(self.policy_state)
+
+        async def bookkeeping() -> None:
+            if alerts:
+                await self._emit_alerts(alerts)
+            await self._send_checkpoints(state_items)
+
+        if defer:  # the policy agent runs it while it decides the next batch (and acks after it)
+            return bookkeeping
+        await bookkeeping()
+        return None
 
     def _decide(self, decision: Any, now: datetime, pending_keys: set[str]) -> tuple[Any, Any]:
         """``(signed command or None, alert or None)`` for one policy decision."""
