@@ -52,14 +52,18 @@ Unit = tuple[Predicate, Callable[[dict[str, Any], int, list[Hit]], None], int]
 Bucket = tuple[Callable[[dict[str, Any]], tuple[int, ...]], tuple[Unit, ...]]
 
 
-def _json(rows: Iterator[Any], brackets: bytes, chunk: int = 4096) -> orjson.Fragment:
-    """``orjson.dumps(list(rows))`` (``b"[]"``) or ``orjson.dumps(dict(rows))`` (``b"{}"``), the same bytes,
-    serialized ``chunk`` rows at a time: a snapshot of a million keys never holds them all as Python rows."""
-    parts: list[bytes] = []
+def _json(rows: Iterator[Any], brackets: bytes, out: list[bytes], chunk: int = 4096) -> None:
+    """Append the bytes of ``orjson.dumps(list(rows))`` (``b"[]"``) or ``orjson.dumps(dict(rows))`` (``b"{}"``)
+    to ``out``, serialized ``chunk`` rows at a time: a snapshot of a million keys never holds them all as
+    Python rows, nor its bytes more than twice (the pieces, then the joined snapshot)."""
     as_dict = brackets == b"{}"
+    out.append(brackets[:1])
+    sep = b""
     while batch := list(islice(rows, chunk)):
-        parts.append(orjson.dumps(dict(batch) if as_dict else batch)[1:-1])
-    return orjson.Fragment(brackets[:1] + b",".join(parts) + brackets[1:])
+        piece = orjson.dumps(dict(batch) if as_dict else batch)
+        out += (sep, piece[1:-1])
+        sep = b","
+    out.append(brackets[1:])
 
 
 class _EventRule:
@@ -218,15 +222,29 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """Window, sequence and dedup state of every rule, tagged with its definition hash (JSON)."""
-        rules: dict[str, Any] = {}
+        # the bytes of orjson.dumps({"v": ..., "watermark": ..., "rules": {id: {"hash", "state", "dedup"}}}),
+        # assembled piece by piece (see _json)
+        wm = self.watermark if math.isfinite(self.watermark) else None
+        out: list[bytes] = [orjson.dumps({"v": SNAPSHOT_VERSION, "watermark": wm})[:-1], b',"rules":{']
+        sep = b""
         for rule in self.rules:
             ev, sup = self._stateful.get(rule.id), self._suppressors.get(rule.id)
             if ev is None and sup is None:
                 continue
-            rules[rule.id] = {"hash": rule.hash, "state": _json(ev.rows(), b"[]") if ev is not None else None,
-                              "dedup": _json(sup.rows(), b"{}") if sup is not None else None}
-        wm = self.watermark if math.isfinite(self.watermark) else None
-        return orjson.dumps({"v": SNAPSHOT_VERSION, "watermark": wm, "rules": rules})
+            out += (sep, orjson.dumps(rule.id), b':{"hash":', orjson.dumps(rule.hash), b',"state":')
+            if ev is not None:
+                _json(ev.rows(), b"[]", out)
+            else:
+                out.append(b"null")
+            out.append(b',"dedup":')
+            if sup is not None:
+                _json(sup.rows(), b"{}", out)
+            else:
+                out.append(b"null")
+            out.append(b"}")
+            sep = b","
+        out.append(b"}}")
+        return b"".join(out)
 
     def restore(self, blob: bytes) -> None:
         """Load state; rules whose definition changed (or vanished) start empty, counted in ``state_dropped``."""
