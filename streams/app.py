@@ -29,6 +29,7 @@ from faust.web import Request, Response, View
 from streams.alerting.ops import is_alert_op
 from streams.api import TokenStore
 from streams.api import install as install_api
+from streams.faust_recovery import StreamSafeTableManager
 from streams.kafka.clients import faust_credentials
 from streams.pipeline.decode import Record
 from streams.runtime import PreparedBatch, WorkerRuntime
@@ -62,6 +63,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 6),
+        # Faust's recovery could drop stream records fetched while it resumed them: streams/faust_recovery.py
+        TableManager=StreamSafeTableManager,
     )
     t = settings.topic
     events = app.topic(t("events"), value_serializer="raw", key_serializer="raw", internal=False)
@@ -241,6 +244,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
 
         async def get(self, request: Request) -> Response:
             import asyncio
+            import gc
+            import inspect
 
             out = []
             for task in asyncio.all_tasks():
@@ -251,7 +256,12 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                     if frame is not None:
                         frames.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} "
                                       f"{frame.f_code.co_name}")
-                    coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                    nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                    if nxt is None and type(coro).__name__ == "async_generator_asend":
+                        # `async for` over an async generator (an agent's stream, take_events, getmany):
+                        # the awaitable hides its generator; the garbage collector still sees it
+                        nxt = next((r for r in gc.get_referents(coro) if inspect.isasyncgen(r)), None)
+                    coro = nxt
                 out.append({"name": task.get_name(), "stack": frames})
             return self.json({"tasks": out})
 
