@@ -32,10 +32,11 @@ unchanged. ``app.conf.TableManager = StreamSafeTableManager`` installs it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.types import TP
 
 #: non-empty (aiokafka reads an empty set as "all partitions") and matching no partition
@@ -44,10 +45,10 @@ NO_PARTITION = TP("overseer.no-partition", -1)
 
 class StreamSafeRecovery(Recovery):
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
-        consumer = self.app.consumer
+        consumer = cast(Consumer, self.app.consumer)
         consumer.stop_flow()
-        in_flight = consumer._get_active_partitions()  # noqa: SLF001 - the set a fetch in flight filters by
-        consumer._active_partitions = set(in_flight)  # noqa: SLF001 - the next fetch gets a set of its own
+        in_flight = consumer._get_active_partitions()  # the set a fetch in flight filters by
+        consumer._active_partitions = set(in_flight)  # the next fetch gets a set of its own
         in_flight.clear()
         in_flight.add(NO_PARTITION)
         streams = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}

@@ -29,7 +29,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.faults.common import assert_breach_detected_and_paused, now_minus, read_topic, traffic
+from tests.integration.faults.common import (
+    assert_breach_detected_and_paused,
+    now_minus,
+    read_topic,
+    traffic,
+)
 from tests.integration.faults.common import breach as breach_events
 from tests.integration.workerproc import WorkerProcess
 
