@@ -12,8 +12,10 @@ State per open key is one flat tuple (a list once a hit folded into it) of
 what the summary needs: the first hit's time, output, scope, ids, group,
 evidence and sources (dicts and lists packed into tuples, so a later change
 to the returned hit cannot alter the summary; the output only when it cannot
-be rendered again, identically, from the evidence's event fields), the rule-level fields shared
-by every key of the rule, the folded count, newest time and ids. Values of
+be rendered again, identically, from the evidence's event fields; a
+single-event rule's evidence ``{"fields": {...}}`` as its field names, the
+values at the end of the state), the rule-level fields shared by every key
+of the rule, the folded count, newest time and ids. Values of
 low-cardinality event fields (tenant, deployment, model, categories:
 ``LOW_CARDINALITY``) are interned, and a key template of one bare field keys
 by the field's own string. Snapshots keep the version 1 format (the first
@@ -33,7 +35,7 @@ from rules.rule import RuleDef
 MAX_FOLDED_IDS = 20
 # slots of an open key's state
 TS, COUNT, LAST_TS, IDS, CONSTS, OUTPUT, SCOPE, EVENT_IDS, GROUP, EVIDENCE, TENANT, DEPLOYMENT, MODEL, RUN, \
-    SOURCES = range(15)
+    SOURCES, FIELDS = range(16)  # FIELDS: where a single-event rule's evidence values start (EVIDENCE: their names)
 _CONST_FIELDS = ("rule_id", "rule_version", "kind", "title", "severity", "tags", "mode", "scope_kind",
                  "runbook_url", "suppressed_count")
 # event fields whose values repeat across keys (a few tenants, deployments, models, categories): an open key
@@ -150,13 +152,16 @@ class Suppressor:
         one = sources if type(sources) is _Source else None  # shared with the evidence's equal ``_src``
         evidence = pack(get("evidence"), self.shapes, one)
         output = get("output")
-        if type(evidence) is _Fields and self._render(evidence) == output:
-            output = None  # a single-event rule's output: rendered again from its evidence when needed
+        fields: tuple[Any, ...] = ()
+        if type(evidence) is _Fields:  # a single-event rule's evidence: its values go at the end of the state
+            if self.rule.output.render(unpack(evidence)["fields"]) == output:
+                output = None  # rendered again from the evidence when needed: the same text
+            evidence, fields = evidence[0], evidence[1:]  # the field names (a plain tuple), their values
         return (get("ts"), 0, get("ts"), None, consts, output, shared(get("scope_value")),
                 ids[0] if len(ids) == 1 and type(ids[0]) is str else pack(list(ids), self.shapes),
                 pack(group, self.shapes) if group else None, evidence,
                 shared(get("tenant_id")), shared(get("deployment_id")), shared(get("model")), get("agent_run_id"),
-                sources)
+                sources, *fields)
 
     def _sources(self, sources: list[Any]) -> Any:
         """One source (the usual case) as a _Source of its atoms; else a packed list."""
@@ -214,19 +219,24 @@ class Suppressor:
         else:
             self.ordered, self.newest = True, last
 
-    def _render(self, evidence: _Fields) -> str:
-        """The rule's output rendered from the event fields of a single-event rule's packed evidence."""
-        return self.rule.output.render(unpack(evidence)["fields"])
+    @staticmethod
+    def _evidence(s: Any) -> dict[str, Any]:
+        """The first hit's evidence (a fresh copy): packed, or a single-event rule's field names and values."""
+        ev = s[EVIDENCE]
+        if type(ev) is tuple:
+            return {"fields": dict(zip(ev, map(unpack, s[FIELDS:]), strict=True))}
+        return unpack(ev)  # type: ignore[no-any-return]
 
     def _first(self, key: str, s: Any) -> dict[str, Any]:
         """The first hit as ``dataclasses.asdict`` gave it (the version 1 snapshot format)."""
         first = dict(zip(_CONST_FIELDS, map(unpack, s[CONSTS]), strict=True))
-        ids = s[EVENT_IDS]
-        output = s[OUTPUT]
-        first.update(output=output if output is not None else self._render(s[EVIDENCE]), ts=s[TS], scope_value=s[SCOPE],
+        ids, output, evidence, sources = s[EVENT_IDS], s[OUTPUT], self._evidence(s), s[SOURCES]
+        if output is None:
+            output = self.rule.output.render(evidence["fields"])
+        first.update(output=output, ts=s[TS], scope_value=s[SCOPE],
                      event_ids=[ids] if type(ids) is str else unpack(ids), group=unpack(s[GROUP]) or {},
-                     evidence=unpack(s[EVIDENCE]), tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
-                     agent_run_id=s[RUN], sources=[tuple(s[SOURCES])] if type(s[SOURCES]) is _Source else unpack(s[SOURCES]),
+                     evidence=evidence, tenant_id=s[TENANT], deployment_id=s[DEPLOYMENT], model=s[MODEL],
+                     agent_run_id=s[RUN], sources=[tuple(sources)] if type(sources) is _Source else unpack(sources),
                      dedup_key=key)
         return {name: first[name] for name in Hit.__dataclass_fields__}
 

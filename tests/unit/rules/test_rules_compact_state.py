@@ -300,11 +300,12 @@ def test_dedup_state_is_a_tuple_until_a_hit_folds_and_a_bare_key_is_the_field_it
     sup = engine._suppressors["shell"]
     assert type(sup.open["d1"]) is tuple and next(iter(sup.open)) is e["deployment_id"]
     state = sup.open["d1"]
-    assert state[-1] == ("events", 1, 10) and state[9][-1] is state[-1]  # the evidence's _src is the source
-    assert unpack(state[9]) == {"fields": {"event_id": "a1", "deployment_id": "d1", "agent_run_id": "r1",
-                                           "tool_arguments": "ls", "action_category": "exec",
-                                           "_src": ["events", 1, 10]}}
-    packed = pack({"fields": {"_src": ["events", True, 10]}}, {}, state[-1])  # True == 1, but not the same
+    assert state[14] == ("events", 1, 10) and state[-1] is state[14]  # the evidence's _src is the source
+    assert sup._evidence(state) == {"fields": {"event_id": "a1", "deployment_id": "d1", "agent_run_id": "r1",
+                                               "tool_arguments": "ls", "action_category": "exec",
+                                               "_src": ["events", 1, 10]}}
+    assert state[9] == tuple(sup._evidence(state)["fields"])  # the field names; their values end the state
+    packed = pack({"fields": {"_src": ["events", True, 10]}}, {}, state[14])  # True == 1, but not the same
     assert [type(x) for x in unpack(packed)["fields"]["_src"]] == [str, bool, int]
     assert [h.dedup_key for h in hits if h.rule_id == "shell"] == ["d1"]
     hits[0].evidence["fields"]["tool_arguments"] = "changed"  # the returned hit is the caller's to change
