@@ -18,6 +18,7 @@ Agents only move records; the work happens in `streams.runtime`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -105,19 +106,24 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         except Exception as exc:  # noqa: BLE001 - a missed sweep or flush is retried next second
             log.warning("on-call tick failed: %s", exc)
 
-    async def commit_then_ack(runtime: WorkerRuntime, prepared: PreparedBatch, batch: list[faust.EventT]) -> None:
+    async def commit_then_ack(runtime: WorkerRuntime, prepared: PreparedBatch, batch: list[faust.EventT],
+                              previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            await previous  # commits run one at a time, in offset order (a failed one fails the rest)
         await runtime.commit(prepared)
         for event in batch:
             event.ack()  # drops the reference held since the batch arrived: now its offset may commit
 
     @app.agent(events, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        """Batch-first, one batch in flight: batch N+1 is decoded and evaluated while batch N is stored.
+        """Batch-first and pipelined: batches are decoded, evaluated and their detections published as
+        they arrive, while earlier batches are stored (up to ``commits_in_flight`` batches and
+        ``events_in_flight`` events wait for their commit; then the loop waits: backpressure).
 
         ``take_events`` acks a batch when the loop body returns, which is before its commit has
         finished; each message therefore holds one more reference until its batch is stored and
         published (``commit_then_ack``), so no offset commits ahead of its events."""
-        in_flight: asyncio.Future[None] | None = None
+        in_flight: collections.deque[tuple[asyncio.Future[None], int]] = collections.deque()
         try:
             async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
                 runtime = await started()
@@ -126,18 +132,24 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                 records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                   e.message.value, e.message.timestamp) for e in batch]
                 prepared = await runtime.prepare(records)
-                if in_flight is not None:  # commits run one at a time, in offset order
-                    t = time.perf_counter()
-                    await in_flight
+                previous = in_flight[-1][0] if in_flight else None
+                in_flight.append((asyncio.ensure_future(commit_then_ack(runtime, prepared, list(batch), previous)),
+                                  len(prepared.decoded.events)))
+                t = time.perf_counter()
+                waited = False
+                while in_flight and (in_flight[0][0].done() or len(in_flight) > settings.commits_in_flight
+                                     or sum(n for _, n in in_flight) > settings.events_in_flight):
+                    waited = waited or not in_flight[0][0].done()
+                    await in_flight.popleft()[0]
+                if waited:
                     runtime.stages.waited(t)
-                in_flight = asyncio.ensure_future(commit_then_ack(runtime, prepared, list(batch)))
-            if in_flight is not None:
-                await in_flight
+            while in_flight:
+                await in_flight.popleft()[0]
         finally:
-            if in_flight is not None and not in_flight.done():
-                with contextlib.suppress(BaseException):  # stopping: unacked records are simply replayed
-                    await asyncio.shield(in_flight)
-
+            for future, _ in in_flight:
+                if not future.done():
+                    with contextlib.suppress(BaseException):  # stopping: unacked records are simply replayed
+                        await asyncio.shield(future)
 
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:

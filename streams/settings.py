@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=2000, ge=1, description="Kafka messages per detect batch")
     batch_within_s: float = Field(default=0.05, gt=0, description="longest wait for a detect batch to fill: "
                                   "latency added when traffic is light (a busy worker's batches fill as it works)")
+    commits_in_flight: int = Field(default=3, ge=1, description="detect batches evaluated but not yet stored: "
+                                   "detection runs ahead of a slow store by this many batches")
+    events_in_flight: int = Field(default=200_000, ge=1, description="and at most this many events (memory)")
     policy_within_s: float = Field(default=0.02, gt=0, description="the same for the policy agent's detection "
                                    "batches: part of every kill-switch command's latency")
     max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger messages are dead-lettered")
