@@ -331,3 +331,34 @@ def test_dedup_state_is_a_tuple_until_a_hit_folds_and_a_bare_key_is_the_field_it
         out = eng.process([ev(1, "b", action_category="exec", agent_run_id="r9", deployment_id=value)])
         assert [h.dedup_key for h in out if h.rule_id == "shell"] == [key]
         assert list(eng._suppressors["shell"].open) == [key]
+
+
+def test_a_common_active_key_costs_at_most_200_bytes() -> None:
+    """Issue #8 in small: conversations with one refusal each (the built-in packs' sliding window holds
+    them, nothing fires) retain at most 200 traced bytes per key, the events' own strings included."""
+    import gc
+    import tracemalloc
+
+    from rules.engine import load_engine
+
+    def events(lo: int, hi: int) -> list[dict[str, Any]]:
+        return [{"event_id": f"s{i}c", "event_type": "inference", "operation": "chat", "is_refusal": True,
+                 "conversation_id": f"conv-{i:09d}", "tenant_id": "t-acme", "deployment_id": f"dep-{i % 64}",
+                 "output_tokens": 12, "_ts": 1.7e9 + (i % 600) / 10.0, "_src": ("s", 0, i)} for i in range(lo, hi)]
+
+    engine = load_engine()
+    engine.process(events(-2000, 0))  # warm-up keys, not counted
+    keys_before = engine.stats["state_keys"]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for lo in range(0, 20_000, 5000):
+            engine.process(events(lo, lo + 5000))
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    refusal_keys = engine._stateful["agent_repeated_refusals"].size()
+    assert refusal_keys == 22_000 and engine.stats["state_keys"] - keys_before >= 20_000  # every key is held
+    assert retained / 20_000 <= 200
