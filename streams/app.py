@@ -151,6 +151,15 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                     with contextlib.suppress(BaseException):  # stopping: unacked records are simply replayed
                         await asyncio.shield(future)
 
+    if settings.fastlane_min_severity:
+        @app.agent(events, name="fastlane")
+        async def fastlane(stream: faust.StreamT) -> None:
+            """Critical single-event rules on each batch as it arrives (see WorkerRuntime.fastlane)."""
+            async for batch in stream.take_events(settings.batch_max, within=settings.fastlane_within_s):
+                records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                  e.message.value, e.message.timestamp) for e in batch]
+                await (await started()).fastlane(records)
+
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.2):

@@ -24,6 +24,7 @@ detections keep their deterministic ids, so policies never act twice.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -167,6 +168,10 @@ class WorkerRuntime:
         self._heartbeat: HeartbeatPublisher | None = None
         self.counters = Counters()
         self.stages = StageClock()
+        self._fast: tuple[DetectionCore, Any] | None = None
+        # detection ids the policy agent has acted on: the fast lane's and the full engine's copies of
+        # one detection, and replays, are decided once
+        self._decided: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._rules_fingerprint: str | None = None
         self.created_wall = time.time()
         self.last_progress_wall = time.time()
@@ -194,6 +199,7 @@ class WorkerRuntime:
         self.last_event_wall = time.time()
         self.max_partial_ts = 0.0
         self.max_seq_ts = 0.0
+        self._src_progress: dict[str, tuple[float, float]] = {}  # "topic/partition" -> (max event ts, wall)
         self.latencies_ms: list[float] = []
         self._producer: AIOKafkaProducer | None = None
         self.topics = {name: settings.topic(name) for name in
@@ -371,6 +377,37 @@ class WorkerRuntime:
         """One batch, start to finish (tests, benchmarks, backfills): :meth:`prepare` then :meth:`commit`."""
         await self.commit(await self.prepare(records))
 
+    async def fastlane(self, records: list[Record]) -> int:
+        """The fast lane: critical single-event rules on a batch as soon as it is fetched.
+
+        Runs beside the detect agent on the same records (its own Faust agent on the events
+        topic), so a breach becomes a detection — and a signed command — without waiting for the
+        batches ahead of it to be evaluated and stored. The same rules also run in the full engine
+        and yield the same detection ids: the policy agent acts on whichever copy comes first and
+        skips the other; both are stored once (the audit chain skips ids it already holds).
+        Returns the number of detections."""
+        engine = self._fastlane_engine()
+        if engine is None:
+            return 0
+        events = decode_safely(records, max_message_bytes=self.settings.max_message_bytes).events
+        hits = engine.process(events) + engine.advance(self.watermark())
+        self.counters.add("fastlane_events", len(events))
+        if not hits:
+            return 0
+        now = datetime.now(UTC)
+        detections = [hit_to_detection(h, now) for h in hits]
+        if self.redactor:
+            detections = self.redactor.scrub_detections(detections, self.redactor.originals(events))
+        await self._publish_detections(detections, timed_against=events)
+        await self._store_detections(detections, token=batch_token("fast", records))
+        self.counters.add("fastlane_detections", len(detections))
+        return len(detections)
+
+    def _fastlane_engine(self) -> Any:
+        if self._fast is None or self._fast[0] is not self.core:  # built again after a rule reload
+            self._fast = (self.core, self.core.new_fastlane_engine(self.settings.fastlane_min_severity))
+        return self._fast[1]
+
     async def prepare(self, records: list[Record]) -> PreparedBatch:
         """Decode, evaluate and publish the batch's detections: everything but storing it.
 
@@ -393,6 +430,10 @@ class WorkerRuntime:
             for e in events:
                 by_partition.setdefault(e["_src"][1], []).append(e)
             seq_parts, _ = seq_partials(events)
+            if seq_parts:  # each partial says how far every source partition of the batch got
+                progress = {f"{records[0].topic}/{p}": max(e["_ts"] for e in evs) for p, evs in by_partition.items()}
+                for part in seq_parts:
+                    part["src"] = progress
             if events:
                 self.max_event_ts = max(self.max_event_ts, max(e["_ts"] for e in events))
                 self.last_event_wall = time.time()
@@ -545,9 +586,8 @@ class WorkerRuntime:
                 if fired:
                     self.rules_state.dirty.add(partition)
                     hits += fired
-            if self.max_seq_ts:
-                seq_wm = max(self.max_seq_ts, time.time() - self.settings.allowed_lateness_s) \
-                    - self.settings.allowed_lateness_s
+            seq_wm = self.seq_watermark()
+            if seq_wm is not None:
                 for partition, tracker in self.health_state:
                     fired = tracker.advance(seq_wm)
                     if fired:
@@ -651,20 +691,50 @@ class WorkerRuntime:
         await self.checkpoint(self.metrics_state)
 
     # -- producer sequence summaries -> loss detection ---------------------------
+    def seq_watermark(self) -> float | None:
+        """Event time up to which a missing producer sequence number counts as lost (None: not yet).
+
+        The low watermark of the events topic's partitions: events of one producer are spread over
+        partitions (keyed by agent run), so a gap may only be declared once every partition has
+        passed it — else a partition that is merely behind (a backlog, a restarted worker) would
+        look like loss. A partition silent for ``allowed_lateness_s`` of wall time stops holding it
+        back; when nothing arrives at all, wall time lets the last gaps be declared."""
+        lateness = self.settings.allowed_lateness_s
+        if not self.max_seq_ts:
+            return None
+        now = time.time()
+        if now - self.last_event_wall > lateness:  # idle: time moves on without events
+            return max(self.max_seq_ts, now - lateness) - lateness
+        low = self.max_seq_ts
+        for p in range(self.settings.topic_partitions):
+            ts, heard = self._src_progress.get(f"{self.topics['events']}/{p}", (None, self.created_wall))
+            if now - heard > lateness:  # silent partition: no longer holds the watermark back
+                continue
+            if ts is None:
+                return None
+            low = min(low, ts)
+        return low - lateness
+
     async def handle_seq_partials(self, items: list[tuple[int, bytes]]) -> None:
         """Partials are keyed by producer_id, so one tracker sees each producer's whole sequence."""
         await self.ensure_state(p for p, _ in items)
         by_partition: dict[int, list[dict[str, Any]]] = {}
+        now = time.time()
         for partition, value in items:
             part = orjson.loads(value)
             by_partition.setdefault(partition, []).append(part)
             self.max_seq_ts = max(self.max_seq_ts, float(part["max_ts"]))
+            for src, ts in (part.get("src") or {}).items():
+                seen = self._src_progress.get(src)
+                self._src_progress[src] = (max(float(ts), seen[0] if seen else float(ts)), now)
+        seq_wm = self.seq_watermark()
         hits: list[Hit] = []
         async with self.lock:
             for partition, parts in by_partition.items():
                 tracker = self.health_state.touch(partition)
                 hits += tracker.observe_partials(parts)
-                hits += tracker.advance(self.max_seq_ts - self.settings.allowed_lateness_s)
+                if seq_wm is not None:
+                    hits += tracker.advance(seq_wm)
         await self._emit_hits(hits, "producer_gaps")
         await self.checkpoint(self.health_state)
 
@@ -704,6 +774,13 @@ class WorkerRuntime:
             if focus is not None:
                 focus(i)
             det = Detection.model_validate_json(value)
+            if det.detection_id in self._decided:  # counted, never silent
+                self.counters.add("detections_already_decided")
+                self.telemetry.suppressed(1, "already_decided")
+                continue
+            self._decided[det.detection_id] = None
+            if len(self._decided) > 100_000:
+                self._decided.popitem(last=False)
             policies = self.policy_state.touch(partition)
             alert = self.alerts.on_detection(det, now, partition=partition)
             if alert is not None:

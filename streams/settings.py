@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=2000, ge=1, description="Kafka messages per detect batch")
     batch_within_s: float = Field(default=0.05, gt=0, description="longest wait for a detect batch to fill: "
                                   "latency added when traffic is light (a busy worker's batches fill as it works)")
+    fastlane_min_severity: Literal["", "info", "low", "medium", "high", "critical"] = Field(
+        default="critical", description="single-event rules at or above this severity also run in the fast lane, "
+        "on each batch as it arrives (before windows, metrics and the store); empty = no fast lane")
+    fastlane_within_s: float = Field(default=0.01, gt=0, description="the fast lane's longest wait for a batch")
     commits_in_flight: int = Field(default=3, ge=1, description="detect batches evaluated but not yet stored: "
                                    "detection runs ahead of a slow store by this many batches")
     events_in_flight: int = Field(default=200_000, ge=1, description="and at most this many events (memory)")

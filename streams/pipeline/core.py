@@ -18,6 +18,7 @@ from rules.metrics import MetricRuntime
 from rules.metrics import compile_items as compile_detectors
 from rules.policy import PolicyEngine
 from rules.policy import compile_items as compile_policies
+from rules.rule import SEVERITIES
 
 
 @dataclass
@@ -39,6 +40,22 @@ class DetectionCore:
 
     def new_health(self) -> ProducerGapTracker:
         return ProducerGapTracker(lateness_s=self.health.lateness_s)
+
+    def new_fastlane_engine(self, min_severity: str) -> Engine | None:
+        """An engine with only the single-event rules at or above ``min_severity`` (None if there are none).
+
+        The fast lane evaluates them on every event as it arrives, independent of the windows, the
+        metrics and the store, so a critical breach reaches the policies within one fetch. Their hits
+        are the same as the full engine's (same rules, same dedup), so their detection ids are too."""
+        if not min_severity:
+            return None
+        floor = SEVERITIES.index(min_severity)
+        rules = [r for r in self.engine.rules if r.enabled and r.window is None and r.sequence is None
+                 and SEVERITIES.index(r.severity) >= floor]
+        if not rules:
+            return None
+        return Engine(self.engine.loaded, rules, self.engine.context, self.engine.diagnostics,
+                      allowed_lateness_s=self.engine.lateness)
 
     def describe(self) -> dict[str, Any]:
         return {"rules": len(self.engine.items("rule")), "detectors": len(self.engine.items("detector")),

@@ -1,0 +1,50 @@
+"""Producer-sequence loss is declared against the low watermark of the events topic's partitions.
+
+Events of one producer are spread over partitions; a partition that is merely behind must not make
+its share of the sequence look lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+
+from streams.pipeline.core import build_core
+from streams.runtime import WorkerRuntime
+from streams.settings import Settings
+from streams.store.sink import ClickHouseSink
+
+
+def _runtime(tmp_path: Path) -> WorkerRuntime:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", home=tmp_path, topic_partitions=2, allowed_lateness_s=60)
+    sink = ClickHouseSink(lambda: (_ for _ in ()).throw(AssertionError("no store in this test")))
+    return WorkerRuntime(settings, "127.0.0.1:1", build_core(None, allowed_lateness_s=60), sink)
+
+
+def _partial(rt: WorkerRuntime, progress: dict[int, float]) -> tuple[int, bytes]:
+    src = {f"{rt.topics['events']}/{p}": ts for p, ts in progress.items()}
+    return 0, orjson.dumps({"producer_id": "gw", "ranges": [[0, 0, 0.0, "e0"]], "duplicates": 0,
+                            "max_ts": max(progress.values()), "deployment_id": None, "tenant_id": None, "src": src})
+
+
+def test_a_partition_that_is_behind_holds_the_watermark(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    rt.checkpoint_topic = None
+    assert rt.seq_watermark() is None  # nothing seen
+    t0 = time.time() - 1800  # a backlog: event time half an hour behind the wall clock
+    asyncio.run(rt.handle_seq_partials([_partial(rt, {0: t0 + 100})]))
+    rt.last_event_wall = time.time()
+    assert rt.seq_watermark() is None  # partition 1 has not reported yet and is not silent for long
+    asyncio.run(rt.handle_seq_partials([_partial(rt, {1: t0 + 20})]))
+    assert rt.seq_watermark() == t0 + 20 - 60  # the slower partition decides
+    asyncio.run(rt.handle_seq_partials([_partial(rt, {1: t0 + 90})]))
+    assert rt.seq_watermark() == t0 + 90 - 60
+    # a partition silent for longer than the lateness stops holding it back
+    rt._src_progress[f"{rt.topics['events']}/1"] = (t0 + 90, time.time() - 61)
+    assert rt.seq_watermark() == t0 + 100 - 60
+    # nothing arriving at all: wall time lets the last gaps be declared
+    rt.last_event_wall = time.time() - 61
+    assert rt.seq_watermark() >= time.time() - 121
