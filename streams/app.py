@@ -33,6 +33,7 @@ from streams.api import install as install_api
 from streams.faust_recovery import StreamSafeTableManager
 from streams.kafka.clients import faust_credentials
 from streams.pipeline.decode import Record
+from streams.pipeline.shared_decode import SharedDecode
 from streams.runtime import PreparedBatch, WorkerRuntime
 from streams.settings import Settings
 
@@ -106,6 +107,8 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         except Exception as exc:  # noqa: BLE001 - a missed sweep or flush is retried next second
             log.warning("on-call tick failed: %s", exc)
 
+    shared = SharedDecode(max_message_bytes=settings.max_message_bytes)  # one decode per message, both lanes
+
     async def commit_then_ack(runtime: WorkerRuntime, prepared: PreparedBatch, batch: list[faust.EventT],
                               previous: asyncio.Future[None] | None) -> None:
         if previous is not None:
@@ -131,7 +134,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                     event.message.incref()
                 records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                   e.message.value, e.message.timestamp) for e in batch]
-                prepared = await runtime.prepare(records)
+                prepared = await runtime.prepare(records, shared.decode([e.message for e in batch], records))
                 previous = in_flight[-1][0] if in_flight else None
                 in_flight.append((asyncio.ensure_future(commit_then_ack(runtime, prepared, list(batch), previous)),
                                   len(prepared.decoded.events)))
@@ -158,7 +161,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
             async for batch in stream.take_events(settings.batch_max, within=settings.fastlane_within_s):
                 records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                   e.message.value, e.message.timestamp) for e in batch]
-                await (await started()).fastlane(records)
+                await (await started()).fastlane(records, shared.decode([e.message for e in batch], records))
 
     @app.agent(partials, name="fleet")
     async def fleet(stream: faust.StreamT) -> None:

@@ -55,7 +55,7 @@ from streams.killswitch.state import ActiveSet
 from streams.killswitch.topic import read_state
 from streams.pipeline.convert import hit_to_detection
 from streams.pipeline.core import DetectionCore
-from streams.pipeline.decode import Decoded, Record, decode_batch
+from streams.pipeline.decode import Decoded, Record, decode_safely
 from streams.pipeline.state import PartitionedState
 from streams.pipeline.state_store import StateTopicReader
 from streams.redaction import Redactor
@@ -377,7 +377,7 @@ class WorkerRuntime:
         """One batch, start to finish (tests, benchmarks, backfills): :meth:`prepare` then :meth:`commit`."""
         await self.commit(await self.prepare(records))
 
-    async def fastlane(self, records: list[Record]) -> int:
+    async def fastlane(self, records: list[Record], decoded: Decoded | None = None) -> int:
         """The fast lane: critical single-event rules on a batch as soon as it is fetched.
 
         Runs beside the detect agent on the same records (its own Faust agent on the events
@@ -389,7 +389,9 @@ class WorkerRuntime:
         engine = self._fastlane_engine()
         if engine is None:
             return 0
-        events = decode_safely(records, max_message_bytes=self.settings.max_message_bytes).events
+        if decoded is None:
+            decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
+        events = decoded.events
         hits = engine.process(events) + engine.advance(self.watermark())
         self.counters.add("fastlane_events", len(events))
         if not hits:
@@ -408,7 +410,7 @@ class WorkerRuntime:
             self._fast = (self.core, self.core.new_fastlane_engine(self.settings.fastlane_min_severity))
         return self._fast[1]
 
-    async def prepare(self, records: list[Record]) -> PreparedBatch:
+    async def prepare(self, records: list[Record], decoded: Decoded | None = None) -> PreparedBatch:
         """Decode, evaluate and publish the batch's detections: everything but storing it.
 
         The worker's detect agent overlaps this with the previous batch's :meth:`commit` (one batch
@@ -422,7 +424,8 @@ class WorkerRuntime:
         span.set_attribute("overseer.messages", len(records))
         await self.ensure_state(r.partition for r in records)
         t = clock.lap("load_state", t)
-        decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
+        if decoded is None:  # else decoded already (shared with the fast lane: streams/pipeline/shared_decode.py)
+            decoded = decode_safely(records, max_message_bytes=self.settings.max_message_bytes)
         events = decoded.events
         t = clock.lap("decode", t)
         async with self.lock:
@@ -917,34 +920,6 @@ def _unstorable(event: dict[str, Any], exc: BaseException, records: list[Record]
                       source_topic=topic, source_partition=partition, source_offset=offset, index_in_message=None,
                       original_key_b64=DeadLetter.encode(rec.key) if rec is not None else None,
                       original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now)
-
-
-def decode_safely(records: list[Record], *, max_message_bytes: int) -> Decoded:
-    """``decode_batch``, but a decoder bug can never crash the worker on a poison message.
-
-    Should the batch decoder raise, the batch is decoded again message by message and each message that
-    still raises becomes a dead letter (``schema_violation``, with the exception) — otherwise the worker
-    would crash, restart, re-read the same message and crash again, forever."""
-    try:
-        return decode_batch(records, max_message_bytes=max_message_bytes)
-    except Exception:
-        log.exception("the batch decoder raised; isolating the message(s) responsible")
-    out = Decoded(messages=len(records))
-    now = datetime.now(UTC)
-    for rec in records:
-        try:
-            one = decode_batch([rec], max_message_bytes=max_message_bytes)
-        except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
-            raw = rec.value or b""
-            out.deadletters.append(DeadLetter(
-                reason=DeadLetterReason.schema_violation, error=f"decoder error {type(exc).__name__}: {exc}"[:2000],
-                source_topic=rec.topic, source_partition=rec.partition, source_offset=rec.offset,
-                index_in_message=None, original_key_b64=DeadLetter.encode(rec.key),
-                original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now))
-            continue
-        out.events += one.events
-        out.deadletters += one.deadletters
-    return out
 
 
 def _offset_spans(records: list[Record]) -> dict[tuple[str, int], tuple[int, int]]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from rules.engine import Engine, load_engine
-from rules.errors import RuleLoadError
 from rules.health import ProducerGapTracker
 from rules.metrics import MetricRuntime
 from rules.metrics import compile_items as compile_detectors

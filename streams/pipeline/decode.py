@@ -15,6 +15,7 @@ never silently dropped, never raising.
 
 from __future__ import annotations
 
+import logging
 import math
 import types
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter, DeadLetterReason
 from schemas.events import MAX_STRING_MAP_ENTRIES, Event, EventType
+
+log = logging.getLogger(__name__)
 
 _EVENT_TYPES = frozenset(t.value for t in EventType)
 _MAX_ERROR_CHARS = 2000
@@ -272,4 +275,32 @@ def decode_batch(records: list[Record], *, max_message_bytes: int, now: datetime
                 _validate_one(item, rec, i, None, out, now)
         else:
             _validate_one(obj, rec, None, raw, out, now)
+    return out
+
+
+def decode_safely(records: list[Record], *, max_message_bytes: int) -> Decoded:
+    """``decode_batch``, but a decoder bug can never crash the worker on a poison message.
+
+    Should the batch decoder raise, the batch is decoded again message by message and each message that
+    still raises becomes a dead letter (``schema_violation``, with the exception) — otherwise the worker
+    would crash, restart, re-read the same message and crash again, forever."""
+    try:
+        return decode_batch(records, max_message_bytes=max_message_bytes)
+    except Exception:
+        log.exception("the batch decoder raised; isolating the message(s) responsible")
+    out = Decoded(messages=len(records))
+    now = datetime.now(UTC)
+    for rec in records:
+        try:
+            one = decode_batch([rec], max_message_bytes=max_message_bytes)
+        except Exception as exc:  # noqa: BLE001 - dead-lettered with the reason
+            raw = rec.value or b""
+            out.deadletters.append(DeadLetter(
+                reason=DeadLetterReason.schema_violation, error=f"decoder error {type(exc).__name__}: {exc}"[:2000],
+                source_topic=rec.topic, source_partition=rec.partition, source_offset=rec.offset,
+                index_in_message=None, original_key_b64=DeadLetter.encode(rec.key),
+                original_b64=DeadLetter.encode(raw) or "", original_size=len(raw), received_at=now))
+            continue
+        out.events += one.events
+        out.deadletters += one.deadletters
     return out

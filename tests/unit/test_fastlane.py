@@ -52,3 +52,25 @@ def test_the_fast_lane_finds_what_the_full_engine_finds_with_the_same_ids() -> N
     full_ids = {detection_id(h) for h in full_hits if h.rule_id in {r.id for r in fast.rules}}
     assert fast_ids == full_ids
     assert {h.rule_id for h in full_hits} - {h.rule_id for h in fast_hits}  # the rest stays in the full engine
+
+
+def test_both_lanes_share_one_decode_per_message_whatever_their_batches() -> None:
+    from streams.pipeline.shared_decode import SharedDecode
+
+    class Message:  # stands for Faust's message object (weakly referenced)
+        pass
+
+    good = [orjson.dumps({"kind": "batch", "events": [{"event_type": "inference", "event_id": f"e{i}-{j}",
+                                                         "ts": "2026-01-01T00:00:00Z"} for j in range(3)]})
+            for i in range(3)]
+    values = [good[0], b'{"event_type": "inference", "ts": ', good[1], good[2]]  # offset 11 is malformed
+    records = [Record("ev", 0, 10 + i, None, v) for i, v in enumerate(values)]
+    messages = [Message() for _ in values]
+    shared = SharedDecode(max_message_bytes=10**6)
+    fast = shared.decode(messages[:2], records[:2])  # the fast lane's cut ...
+    detect = shared.decode(messages, records)  # ... and the detect agent's
+    assert shared.hits == 2
+    assert [e["event_id"] for e in detect.events] == [f"e{i}-{j}" for i in range(3) for j in range(3)]
+    assert detect.events[0] is fast.events[0]  # the same dicts, decoded once
+    assert [(d.source_offset, d.reason) for d in detect.deadletters] == [(11, "malformed_json")]
+    assert detect.messages == 4
