@@ -173,8 +173,13 @@ class ProducerGapTracker:
         self.stats.ignored_events += ignored
         return self.observe_partials(partials)
 
-    def observe_partials(self, partials: Iterable[dict[str, Any]]) -> list[Hit]:
-        """Take per-batch summaries from :func:`seq_partials` — possibly made on other workers."""
+    def observe_partials(self, partials: Iterable[dict[str, Any]], *, own_clock: bool = True) -> list[Hit]:
+        """Take per-batch summaries from :func:`seq_partials` — possibly made on other workers.
+
+        With ``own_clock`` (one stream), a hole expires once the producer's own events are
+        ``lateness_s`` past it. Partials from several partitions must not do that: a partition
+        that is merely behind would look like loss. The worker passes ``own_clock=False`` and
+        declares holes only through :meth:`advance` with the low watermark of all partitions."""
         hits: list[Hit] = []
         for part in partials:
             pid = str(part["producer_id"])
@@ -183,17 +188,19 @@ class ProducerGapTracker:
                 self._range(pid, int(lo), int(hi), float(ts), eid, part)
             state = self._producers[pid]
             state.max_ts = max(state.max_ts, float(part["max_ts"]))
-            hits += self._declare(pid, state, watermark=None)
+            hits += self._declare(pid, state, watermark=None, own_clock=own_clock)
         self._bound_producers()
         return hits
 
     process = observe
 
-    def advance(self, watermark: float) -> list[Hit]:
-        """Event time reached ``watermark`` everywhere: declare holes older than it minus the lateness."""
+    def advance(self, watermark: float, *, own_clock: bool = True) -> list[Hit]:
+        """Event time reached ``watermark`` everywhere: declare holes older than it minus the lateness.
+
+        ``own_clock`` as in :meth:`observe_partials`."""
         hits: list[Hit] = []
         for pid, state in self._producers.items():
-            hits += self._declare(pid, state, watermark=watermark)
+            hits += self._declare(pid, state, watermark=watermark, own_clock=own_clock)
         return hits
 
     # -- state ----------------------------------------------------------------
@@ -249,12 +256,12 @@ class ProducerGapTracker:
                 state.pending.append(_Pending(old_max + 1, lo - 1, ts, lo, eid))
             state.max_seq = hi
 
-    def _declare(self, pid: str, state: _Producer, watermark: float | None) -> list[Hit]:
+    def _declare(self, pid: str, state: _Producer, watermark: float | None, own_clock: bool = True) -> list[Hit]:
         keep: list[_Pending] = []
         lost: list[_Pending] = []
         overflow = max(0, len(state.pending) - self.max_pending_ranges)
         for i, p in enumerate(state.pending):
-            expired = state.max_ts - p.noticed_ts >= self.lateness_s
+            expired = own_clock and state.max_ts - p.noticed_ts >= self.lateness_s
             expired |= watermark is not None and watermark - p.noticed_ts >= self.lateness_s
             expired |= state.max_seq - p.hi > self.max_reorder_seq
             if i < overflow and not expired:

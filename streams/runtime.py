@@ -592,7 +592,7 @@ class WorkerRuntime:
             seq_wm = self.seq_watermark()
             if seq_wm is not None:
                 for partition, tracker in self.health_state:
-                    fired = tracker.advance(seq_wm)
+                    fired = tracker.advance(seq_wm, own_clock=False)
                     if fired:
                         self.health_state.dirty.add(partition)
                         hits += fired
@@ -735,9 +735,9 @@ class WorkerRuntime:
         async with self.lock:
             for partition, parts in by_partition.items():
                 tracker = self.health_state.touch(partition)
-                hits += tracker.observe_partials(parts)
+                hits += tracker.observe_partials(parts, own_clock=False)  # partials of every partition
                 if seq_wm is not None:
-                    hits += tracker.advance(seq_wm)
+                    hits += tracker.advance(seq_wm, own_clock=False)
         await self._emit_hits(hits, "producer_gaps")
         await self.checkpoint(self.health_state)
 

@@ -20,6 +20,12 @@ from rules.policy import compile_items as compile_policies
 from rules.rule import SEVERITIES
 
 
+# holes a producer may have open while its sequence arrives through several partitions: events are keyed by
+# agent run, so one producer's sequence interleaves across partitions and a partition that is behind leaves a
+# hole at nearly every other number until it catches up (the tracker's default, 64, suits one stream)
+PENDING_RANGES = 8192
+
+
 @dataclass
 class DetectionCore:
     engine: Engine
@@ -38,7 +44,7 @@ class DetectionCore:
         return compile_policies(self.engine.items("policy"), self.engine.context)
 
     def new_health(self) -> ProducerGapTracker:
-        return ProducerGapTracker(lateness_s=self.health.lateness_s)
+        return ProducerGapTracker(lateness_s=self.health.lateness_s, max_pending_ranges=PENDING_RANGES)
 
     def new_fastlane_engine(self, min_severity: str) -> Engine | None:
         """An engine with only the single-event rules at or above ``min_severity`` (None if there are none).
@@ -67,4 +73,5 @@ def build_core(rules_paths: list[Path] | None, *, allowed_lateness_s: float) -> 
     metrics = compile_detectors(engine.items("detector"), ctx)
     policies = compile_policies(engine.items("policy"), ctx)
     ctx.diags.raise_if_errors()  # detector and policy items report into the same diagnostics
-    return DetectionCore(engine, metrics, policies, ProducerGapTracker(lateness_s=allowed_lateness_s))
+    return DetectionCore(engine, metrics, policies,
+                         ProducerGapTracker(lateness_s=allowed_lateness_s, max_pending_ranges=PENDING_RANGES))

@@ -48,3 +48,22 @@ def test_a_partition_that_is_behind_holds_the_watermark(tmp_path: Path) -> None:
     # nothing arriving at all: wall time lets the last gaps be declared
     rt.last_event_wall = time.time() - 61
     assert rt.seq_watermark() >= time.time() - 121
+
+
+def test_a_producer_spread_over_two_partitions_is_not_lost_when_one_runs_ahead() -> None:
+    from rules.health import ProducerGapTracker, seq_partials
+    from streams.pipeline.core import PENDING_RANGES
+
+    def events(parity: int) -> list[dict]:
+        return [{"producer_id": "gw", "producer_seq": s, "_ts": 1000.0 + s, "event_id": f"e{s}"}
+                for s in range(200) if s % 2 == parity]
+
+    ahead, behind = seq_partials(events(0))[0], seq_partials(events(1))[0]
+    naive = ProducerGapTracker(lateness_s=60)
+    assert naive.observe_partials(ahead)  # one stream's own clock: the other partition's share looks lost
+    tracker = ProducerGapTracker(lateness_s=60, max_pending_ranges=PENDING_RANGES)
+    assert tracker.observe_partials(ahead, own_clock=False) == []
+    assert tracker.advance(1000.0 - 60, own_clock=False) == []  # the slow partition holds the low watermark
+    assert tracker.observe_partials(behind, own_clock=False) == []
+    assert tracker.pending("gw") == []  # every hole filled
+    assert tracker.advance(10_000.0, own_clock=False) == []
