@@ -200,6 +200,7 @@ class WorkerRuntime:
         self.max_partial_ts = 0.0
         self.max_seq_ts = 0.0
         self._src_progress: dict[str, tuple[float, float]] = {}  # "topic/partition" -> (max event ts, wall)
+        self._active_since = self._last_seq_wall = 0.0
         self.latencies_ms: list[float] = []
         self._producer: AIOKafkaProducer | None = None
         self.topics = {name: settings.topic(name) for name in
@@ -701,17 +702,20 @@ class WorkerRuntime:
         partitions (keyed by agent run), so a gap may only be declared once every partition has
         passed it — else a partition that is merely behind (a backlog, a restarted worker) would
         look like loss. A partition silent for ``allowed_lateness_s`` of wall time stops holding it
-        back; when nothing arrives at all, wall time lets the last gaps be declared."""
+        back; when nothing arrives at all — neither events here nor partials from any worker — wall
+        time lets the last gaps be declared."""
         lateness = self.settings.allowed_lateness_s
         if not self.max_seq_ts:
             return None
         now = time.time()
-        if now - self.last_event_wall > lateness:  # idle: time moves on without events
+        if now - max(self.last_event_wall, self._last_seq_wall) > lateness:  # idle: time moves on without events
             return max(self.max_seq_ts, now - lateness) - lateness
         low = self.max_seq_ts
         for p in range(self.settings.topic_partitions):
-            ts, heard = self._src_progress.get(f"{self.topics['events']}/{p}", (None, self.created_wall))
-            if now - heard > lateness:  # silent partition: no longer holds the watermark back
+            # silence counts from when traffic (re)started, not from the worker's start or a report before an
+            # idle spell: after minutes of quiet, every partition but the first to speak would look silent
+            ts, heard = self._src_progress.get(f"{self.topics['events']}/{p}", (None, 0.0))
+            if now - max(heard, self._active_since) > lateness:  # silent: no longer holds the watermark back
                 continue
             if ts is None:
                 return None
@@ -723,6 +727,9 @@ class WorkerRuntime:
         await self.ensure_state(p for p, _ in items)
         by_partition: dict[int, list[dict[str, Any]]] = {}
         now = time.time()
+        if now - self._last_seq_wall > self.settings.allowed_lateness_s:
+            self._active_since = now  # partials again after an idle spell (or for the first time)
+        self._last_seq_wall = now  # partials from any worker: the stream is not idle
         for partition, value in items:
             part = orjson.loads(value)
             by_partition.setdefault(partition, []).append(part)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ class Bench:
                 self.rss.watch(w.proc.pid)
             for w in workers:
                 w.wait_ready()
-            self._settle_group(bootstrap, topic, workers)
+            first_ts = datetime.fromisoformat(min(e["ts"] for e in events)).timestamp()
+            self._settle_group(bootstrap, topic, workers, before_ts=first_ts)
             base = sum(int(w.sql("SELECT count() FROM events")[0][0]) for w in workers)
             mark = [self._last_ingested(w) for w in workers]
             messages = (traffic.single_messages(events, partitions=n) if single else
@@ -155,12 +157,17 @@ class Bench:
             for w in workers:
                 w.stop()
 
-    def _settle_group(self, bootstrap: str, topic: str, workers: list[Worker]) -> int:
-        """Send one probe event per partition until every worker has stored one: the group is settled."""
+    def _settle_group(self, bootstrap: str, topic: str, workers: list[Worker], *, before_ts: float) -> int:
+        """Send one probe event per partition until every worker has stored one: the group is settled.
+
+        The probes' event time lies before the measured traffic's (``before_ts``): probes newer than it
+        would move the workers' watermarks past it, and the measured events would all arrive late."""
         n, sent, round_ = len(workers), 0, 0
         deadline = time.monotonic() + self.opts.timeout_s
         while time.monotonic() < deadline:
-            probe = traffic.generate(n * 20, seed=9000 + round_)
+            probe = traffic.generate(n * 20, seed=9000 + round_, start_ts=before_ts - 7200, span_s=600)
+            for e in probe:  # not part of any measured producer's sequence
+                e["producer_id"], e["producer_seq"] = "bench-probe", None
             keyed: dict[int, dict[str, Any]] = {}
             for e in probe:
                 keyed.setdefault(traffic.partition_of(traffic.key_of(e), n), e)

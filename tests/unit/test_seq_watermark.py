@@ -34,19 +34,25 @@ def test_a_partition_that_is_behind_holds_the_watermark(tmp_path: Path) -> None:
     rt = _runtime(tmp_path)
     rt.checkpoint_topic = None
     assert rt.seq_watermark() is None  # nothing seen
+    rt.created_wall -= 600  # the worker idled for ten minutes before traffic came: no partition is "silent" yet
+    rt.last_event_wall -= 600  # and its own detect agent has not had a batch yet: partials alone mean "not idle"
     t0 = time.time() - 1800  # a backlog: event time half an hour behind the wall clock
     asyncio.run(rt.handle_seq_partials([_partial(rt, {0: t0 + 100})]))
-    rt.last_event_wall = time.time()
     assert rt.seq_watermark() is None  # partition 1 has not reported yet and is not silent for long
     asyncio.run(rt.handle_seq_partials([_partial(rt, {1: t0 + 20})]))
     assert rt.seq_watermark() == t0 + 20 - 60  # the slower partition decides
     asyncio.run(rt.handle_seq_partials([_partial(rt, {1: t0 + 90})]))
     assert rt.seq_watermark() == t0 + 90 - 60
-    # a partition silent for longer than the lateness stops holding it back
+    # a partition silent for longer than the lateness (while others report) stops holding it back
     rt._src_progress[f"{rt.topics['events']}/1"] = (t0 + 90, time.time() - 61)
+    rt._active_since = time.time() - 120
     assert rt.seq_watermark() == t0 + 100 - 60
+    # after an idle spell, traffic resumes: the partition that reported before it holds the watermark again
+    rt._last_seq_wall = time.time() - 300
+    asyncio.run(rt.handle_seq_partials([_partial(rt, {0: t0 + 200})]))
+    assert rt.seq_watermark() == t0 + 90 - 60
     # nothing arriving at all: wall time lets the last gaps be declared
-    rt.last_event_wall = time.time() - 61
+    rt.last_event_wall = rt._last_seq_wall = time.time() - 61
     assert rt.seq_watermark() >= time.time() - 121
 
 
