@@ -240,9 +240,14 @@ class CodeGen:
                              else "") + f"to compare with text, quote it: \"{rhs.name}\"")
         if ANY not in (ftype, rtype) and ftype != rtype:
             raise self.fail(rhs.offset, "OVR202", f"cannot compare {n.path!r} ({ftype}) with {rhs.name!r} ({rtype})")
-        if n.op in ("<", "<=", ">", ">=") and NUMBER not in (ftype, rtype) and ftype != ANY:
-            raise self.fail(n.offset, "OVR202", f"'{n.op}' needs number fields")
+        ordering = n.op in ("<", "<=", ">", ">=")
+        if ordering and not {ftype, rtype} <= {NUMBER, ANY}:
+            raise self.fail(n.offset, "OVR202", f"'{n.op}' needs number fields",
+                            f"{n.path!r} is a {ftype}, {rhs.name!r} a {rtype}")
         op = "==" if n.op == "=" else n.op
+        if ordering and ANY in (ftype, rtype):  # a free-form value may hold anything: order numbers only
+            return (f"(type(_a := {get}) in _NUMT and type(_b := {self.getter(rhs.name)}) in _NUMT "
+                    f"and _a {op} _b)")
         return f"((_a := {get}) is not None and (_b := {self.getter(rhs.name)}) is not None and _a {op} _b)"
 
     def in_(self, n: g.In) -> tuple[str, Prereq]:

@@ -75,3 +75,15 @@ def test_packs_never_raise_on_malformed_events_and_fused_equals_one_by_one(event
         except (TypeError, AttributeError, ValueError):
             continue  # the engine falls back to one-by-one for this event
         assert fused == engine._one_by_one(e, bucket[1])  # noqa: SLF001
+
+
+def test_ordering_a_free_form_value_against_a_field_never_raises() -> None:
+    """Found by the token soup above: a list inside request_params compared with '>' to a field."""
+    event = {"tool_name": "bash", "egress_bytes": 7, "request_params": {"a": {"b": [1, 2], "n": 9}}}
+    diags = Diagnostics()
+    assert compile_condition("request_params.a.b > tool_name", errors=diags) is None
+    assert [d.code for d in diags.items] == ["OVR202"]  # a text field cannot be ordered
+    for source, expected in [("request_params.a.b > egress_bytes", False), ("request_params.a.n > egress_bytes", True),
+                             ("egress_bytes < request_params.a.n", True), ("egress_bytes >= request_params.a.b", False)]:
+        pred = compile_condition(source, errors=Diagnostics())
+        assert pred is not None and pred(event) is expected and pred({}) is False, source
