@@ -750,12 +750,8 @@ class WorkerRuntime:
 
     # -- detections -> alerts and kill-switch commands --------------------------
     async def handle_detection(self, value: bytes, partition: int = 0) -> None:
-        await self.handle_detections([(value, partition)])
-
-    async def handle_detections(self, items: list[tuple[bytes, int]],
-                                focus: Callable[[int], None] | None = None) -> None:
-        """:meth:`decide_detections`, then its bookkeeping, awaited (tests, and the agent's simple path)."""
-        await self.decide_detections(items, focus)
+        """One detection, decided and its bookkeeping awaited (tests and tools; the agent batches)."""
+        await self.decide_detections([(value, partition)])
 
     async def decide_detections(self, items: list[tuple[bytes, int]],
                                 focus: Callable[[int], None] | None = None,

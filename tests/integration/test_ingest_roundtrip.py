@@ -9,7 +9,6 @@ ones — a weights read, a destructive shell command and a large egress.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,16 +29,6 @@ REQUESTS = [
     ("openai", "/v1/events?format=openai", "application/json", "openai_objects.json"),
     ("native", "/v1/events?format=native", "application/x-ndjson", "native_events.ndjson"),
 ]
-
-
-@pytest.fixture()
-def worker(tmp_path: Path, kafka_bootstrap: str) -> Iterator[WorkerProcess]:
-    w = WorkerProcess(tmp_path / "home", kafka_bootstrap)
-    w.start()
-    try:
-        yield w
-    finally:
-        w.stop()
 
 
 async def _post(worker: WorkerProcess, path: str, content_type: str, body: bytes) -> int:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -23,16 +21,6 @@ from streams.killswitch.signing import KeyRing
 from tests.integration.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def worker(tmp_path: Path, kafka_bootstrap: str) -> Iterator[WorkerProcess]:
-    w = WorkerProcess(tmp_path / "home", kafka_bootstrap)
-    w.start()
-    try:
-        yield w
-    finally:
-        w.stop()
 
 
 def fleet_events(n: int, t0: datetime) -> list[dict]:

@@ -3,16 +3,13 @@ a broken file is refused, the old set keeps running, and an alert says why (real
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from rules.engine import builtin_packs
 from schemas.ids import new_event_id
@@ -33,26 +30,9 @@ EXTRA_RULE = """
 """
 
 
-async def _send(bootstrap: str, topic: str, events: list[dict]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(topic, key=e["agent_run_id"].encode(), value=orjson.dumps(e))
-    finally:
-        await producer.stop()
-
-
 def _payment(t: datetime) -> dict:
     return {"event_id": new_event_id(), "event_type": "tool_call", "ts": t.isoformat(), "agent_run_id": "run-pay",
             "deployment_id": "dep-1", "request_model": "m", "tool_name": "stripe_charge", "action_category": "payment"}
-
-
-def _wait_counter(worker: WorkerProcess, name: str, at_least: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while worker.get("/overseer/stats")["counters"].get(name, 0) < at_least:
-        assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
-        time.sleep(0.3)
 
 
 def test_reload_swaps_rules_keeps_state_and_refuses_a_broken_file(tmp_path: Path, kafka_bootstrap: str) -> None:
@@ -66,13 +46,13 @@ def test_reload_swaps_rules_keeps_state_and_refuses_a_broken_file(tmp_path: Path
     read_weights, egress = exfiltration(t0)
     try:
         # before: no rule for payments; the first step of the exfiltration sequence is seen
-        asyncio.run(_send(kafka_bootstrap, worker.topic("events"), [_payment(t0), read_weights]))
+        worker.send([_payment(t0), read_weights])
         worker.wait_for("SELECT count() FROM events", lambda r: r[0][0] == 2)
         time.sleep(1.0)  # one reload tick: the watcher takes its first fingerprint
 
         (rules_dir / "lab-incubating.yaml").write_text(EXTRA_RULE)
-        _wait_counter(worker, "rules_reloads", 1)
-        asyncio.run(_send(kafka_bootstrap, worker.topic("events"), [_payment(t0 + timedelta(seconds=5)), egress]))
+        worker.wait_counter("rules_reloads", 1)
+        worker.send([_payment(t0 + timedelta(seconds=5)), egress])
         worker.wait_for("SELECT count() FROM detections FINAL WHERE rule_id = 'lab_payment_attempt'",
                         lambda r: r[0][0] == 1)
         # the sequence rule did not change, so its half-seen match survived the swap
@@ -82,11 +62,11 @@ def test_reload_swaps_rules_keeps_state_and_refuses_a_broken_file(tmp_path: Path
         # a broken file is refused: an alert says why, and the running rules keep detecting
         (rules_dir / "lab-incubating.yaml").write_text(EXTRA_RULE.replace('action_category = "payment"',
                                                                           'action_category = = "payment"'))
-        _wait_counter(worker, "rules_reload_failures", 1)
+        worker.wait_counter("rules_reload_failures", 1)
         rows = worker.wait_for("SELECT summary FROM alerts FINAL WHERE rule_id = 'monitor.rules_reload_failed'",
                                lambda r: len(r) >= 1)
         assert "lab-incubating.yaml" in rows[0][0]
-        asyncio.run(_send(kafka_bootstrap, worker.topic("events"), [_payment(t0 + timedelta(seconds=9))]))
+        worker.send([_payment(t0 + timedelta(seconds=9))])
         worker.wait_for("SELECT count() FROM detections FINAL WHERE rule_id = 'lab_payment_attempt'",
                         lambda r: r[0][0] == 2)
     finally:

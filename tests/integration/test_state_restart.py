@@ -22,31 +22,14 @@ from tests.integration.workerproc import WorkerProcess
 pytestmark = pytest.mark.integration
 
 
-async def _send(bootstrap: str, topic: str, events: list[dict]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(topic, key=e["agent_run_id"].encode(), value=orjson.dumps(e))
-    finally:
-        await producer.stop()
-
-
-def _wait_counter(worker: WorkerProcess, name: str, at_least: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while worker.get("/overseer/stats")["counters"].get(name, 0) < at_least:
-        assert time.monotonic() < deadline, f"counter {name} stayed below {at_least}"
-        time.sleep(0.3)
-
-
 def test_a_half_seen_sequence_fires_after_a_restart(tmp_path: Path, kafka_bootstrap: str) -> None:
     read_weights, egress = exfiltration(datetime.now(UTC) - timedelta(minutes=5))
     first = WorkerProcess(tmp_path / "home", kafka_bootstrap)
     first.start()
     try:
-        asyncio.run(_send(kafka_bootstrap, first.topic("events"), [read_weights]))
+        first.send([read_weights])
         first.wait_for("SELECT count() FROM events", lambda r: r[0][0] == 1)
-        _wait_counter(first, "checkpoints", 1)
+        first.wait_counter("checkpoints", 1)
         assert first.sql("SELECT count() FROM detections WHERE rule_id = 'frontier_self_exfiltration_sequence'") \
             == [[0]]
     finally:
@@ -55,7 +38,7 @@ def test_a_half_seen_sequence_fires_after_a_restart(tmp_path: Path, kafka_bootst
     second = WorkerProcess(tmp_path / "home", kafka_bootstrap, prefix=first.prefix)
     second.start()
     try:
-        asyncio.run(_send(kafka_bootstrap, second.topic("events"), [egress]))
+        second.send([egress])
         rows = second.wait_for("SELECT event_ids FROM detections FINAL "
                                "WHERE rule_id = 'frontier_self_exfiltration_sequence'", lambda r: len(r) == 1)
         assert rows[0][0] == [read_weights["event_id"], egress["event_id"]]
@@ -94,7 +77,7 @@ async def _send_batches(bootstrap: str, topic: str, events: list[dict]) -> None:
 
 def test_detector_baselines_continue_after_a_restart(tmp_path: Path, kafka_bootstrap: str) -> None:
     t0 = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
-    baseline = _inference_minutes(t0, range(0, 12), 0.2) + _inference_minutes(t0, range(14, 15), 0.2)[:1]
+    baseline = _inference_minutes(t0, range(12), 0.2) + _inference_minutes(t0, range(14, 15), 0.2)[:1]
     first = WorkerProcess(tmp_path / "home", kafka_bootstrap)
     first.start()
     try:

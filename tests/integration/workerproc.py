@@ -6,19 +6,22 @@ consumer group, so tests sharing one broker never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-import json
-import urllib.request
-from streams.kafka.launcher import free_port
+import orjson
+from aiokafka import AIOKafkaProducer
 
+from streams.kafka.launcher import free_port
 
 
 class WorkerProcess:
@@ -82,6 +85,28 @@ class WorkerProcess:
                 return rows
             time.sleep(0.5)
         raise AssertionError(f"timed out waiting on {query!r}; last rows {rows}\n{self.log_tail()}")
+
+    def wait_counter(self, name: str, at_least: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until ``/overseer/stats`` counter ``name`` reaches ``at_least``; returns the counters."""
+        deadline = time.monotonic() + timeout
+        while (counters := self.get("/overseer/stats")["counters"]).get(name, 0) < at_least:
+            assert time.monotonic() < deadline, f"counter {name} stayed below {at_least}\n{self.log_tail()}"
+            time.sleep(0.3)
+        return counters
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        """Each event as its own message on the events topic, keyed by agent run, acks=all."""
+        async def main() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all")
+            await producer.start()
+            try:
+                for e in events:
+                    await producer.send_and_wait(self.topic("events"), key=e["agent_run_id"].encode(),
+                                                 value=orjson.dumps(e))
+            finally:
+                await producer.stop()
+
+        asyncio.run(main())
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None or self.proc.poll() is not None:

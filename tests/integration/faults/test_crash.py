@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,5 +73,45 @@ def test_kill_at_point_then_restart_loses_nothing_repeats_nothing(spec: str, tmp
         print(f"{spec}: sent {len(sent)}, stored {stats['stored']['events']}, "
               f"replayed-and-skipped {stats['sink']['replayed_skipped']}, commands {dict(per_key)}, "
               f"replays suppressed {stats['counters'].get('killswitch_replays_suppressed', 0)}")
+    finally:
+        worker.stop()
+
+
+def test_kill_while_evaluated_batches_wait_for_the_store_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """The detect agent evaluates batches ahead of the store (up to OVERSEER_COMMITS_IN_FLIGHT); Faust acks a
+    batch when its loop body returns, so each message holds a reference until its batch is stored. With
+    ClickHouse down, batches are evaluated but never stored: a kill -9 then must find none of their offsets
+    committed (Faust commits every second), or the restarted worker would never see those events again."""
+    home = tmp_path / "home"
+    stuck = WorkerProcess(home, kafka_bootstrap, env={**FAST, "OVERSEER_FAULT_CLICKHOUSE_DOWN": "40:600",
+                                                      "OVERSEER_BATCH_MAX": "3", "OVERSEER_SINK_RETRY_MAX_S": "1"})
+    stuck.start()
+    t0 = now_minus(20)
+    before = traffic(60, t0, tag="-before")
+    during = traffic(400, t0 + timedelta(minutes=2), tag="-during")
+    try:
+        asyncio.run(send(kafka_bootstrap, stuck.topic("events"), before, per_message=10))
+        assert_events_exactly_once(stuck, before)
+        sent = 0  # trickle until a store fails: the outage has begun
+        deadline = time.monotonic() + 90
+        while stuck.get("/overseer/stats")["sink"]["failing_for_s"] <= 0:
+            assert time.monotonic() < deadline and sent < len(during), "the ClickHouse outage never began"
+            asyncio.run(send(kafka_bootstrap, stuck.topic("events"), during[sent:sent + 5], per_message=5))
+            sent += 5
+            time.sleep(1.0)
+        stored_then = stuck.get("/overseer/stats")["counters"].get("events_in", 0)
+        asyncio.run(send(kafka_bootstrap, stuck.topic("events"), during[sent:], per_message=10))
+        stuck.wait_counter("fastlane_events", len(before) + len(during))  # fetched and decoded
+        time.sleep(3.0)  # three of Faust's commit intervals
+        stats = stuck.get("/overseer/stats")
+        assert stats["counters"].get("events_in", 0) == stored_then  # nothing stored since ...
+        assert stats["rules_engine"]["events"] > stored_then  # ... but batches were evaluated ahead of the store
+    finally:
+        stuck.stop(kill=True)
+
+    worker = WorkerProcess(home, kafka_bootstrap, prefix=stuck.prefix, env=FAST)
+    worker.start()
+    try:
+        assert_events_exactly_once(worker, before + during)
     finally:
         worker.stop()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from rules.engine import Engine, engine_from_text
 from rules.hits import compact_context, expand_context, reduce_event
 from rules.suppression import pack, unpack
+from tests.unit.rules.test_rules_state import DEDUP
 
 TEXT = """
 - rule: burst
@@ -218,16 +219,6 @@ def test_snapshot_and_restore_anywhere_in_a_stream_changes_no_hit(events: list[d
     got += [second.process(b) for b in batches[cut:]] + [second.advance(5000)]
     assert [hits_as_dicts(h) for h in got] == [hits_as_dicts(h) for h in expected]
     assert second.stats["suppressed"] + first.stats["suppressed"] == straight.stats["suppressed"]
-
-
-DEDUP = """
-- rule: d
-  title: Shell
-  severity: medium
-  condition: action_category = "exec"
-  output: "exec {tool_arguments}"
-  dedup: {key: "{deployment_id}", period: 10m}
-"""
 
 
 def test_dedup_periods_end_in_the_order_keys_opened_even_after_a_late_hit() -> None:
