@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     rules_reload_interval_s: float = Field(default=5.0, ge=0, description="how often to look for changed rule "
                                                                        "files (0: never; restart to apply)")
     sink_retry_max_s: float = Field(default=30.0, gt=0)
+    gc_gen0_threshold: int = Field(default=100_000, ge=0, description="allocations between young-generation "
+                                   "garbage collections (CPython's default is 700; 0 keeps it): the hot path "
+                                   "allocates tens of objects per event (streams/gc_tuning.py)")
     content_retention_days: int = Field(default=90, ge=1, description="events.content and tool_arguments are "
                                         "emptied after this many days; metadata stays (docs/audit.md)")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from streams import gc_tuning
 from streams.app import create_app
 from streams.faults import Outage
 from streams.kafka.clients import client_kwargs, resolve_bootstrap
@@ -51,6 +52,8 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     asyncio.run(ensure_topics(bootstrap, settings, changelogs=changelog_topics(app), **client_kwargs(settings)))
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    gc_tuning.tune(settings.gc_gen0_threshold)
+    gc_tuning.freeze()  # the start-up heap (Faust, schemas, compiled rules) is never garbage: stop re-scanning it
     try:
         worker.execute_from_commandline()
     finally:
