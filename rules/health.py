@@ -48,6 +48,8 @@ own ``producer_id`` to keep them).
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +96,9 @@ class GapStats:
     ignored_events: int = 0  # no producer_id / producer_seq
 
 
+_first = itemgetter(0)
+
+
 def seq_partials(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Summarise one batch per producer as contiguous seq ranges: ``(partials, ignored)``.
 
@@ -108,32 +113,40 @@ def seq_partials(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     >>> parts[0]["ranges"], parts[0]["duplicates"], ignored
     ([[1, 3, 1.0, 'e1'], [7, 7, 7.0, 'e7']], 1, 1)
     """
-    by_producer: dict[str, list[dict[str, Any]]] = {}
+    # on the hot path for every event: one (seq, event) pair per event, a stable sort on the seq alone
+    by_producer: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     ignored = 0
     for event in events:
         pid, seq = event.get("producer_id"), event.get("producer_seq")
         if pid is None or not isinstance(seq, int) or seq < 0:
             ignored += 1
             continue
-        by_producer.setdefault(str(pid), []).append(event)
+        if type(pid) is not str:
+            pid = str(pid)
+        group = by_producer.get(pid)
+        if group is None:
+            by_producer[pid] = [(seq, event)]
+        else:
+            group.append((seq, event))
     partials = []
     for pid, group in by_producer.items():
-        group.sort(key=lambda e: e["producer_seq"])
+        group.sort(key=_first)
         ranges: list[list[Any]] = []
         duplicates = 0
-        for e in group:
-            seq = e["producer_seq"]
-            if ranges and seq <= ranges[-1][1]:
+        hi = -2
+        for seq, e in group:
+            if seq <= hi:
                 duplicates += 1
-            elif ranges and seq == ranges[-1][1] + 1:
-                ranges[-1][1] = seq
+            elif seq == hi + 1:
+                ranges[-1][1] = hi = seq
             else:
                 ranges.append([seq, seq, float(e.get("_ts") or 0.0), e.get("event_id")])
+                hi = seq
         partials.append({
             "producer_id": pid, "ranges": ranges, "duplicates": duplicates,
-            "max_ts": max(float(e.get("_ts") or 0.0) for e in group),
-            "deployment_id": next((e["deployment_id"] for e in reversed(group) if e.get("deployment_id")), None),
-            "tenant_id": next((e["tenant_id"] for e in reversed(group) if e.get("tenant_id")), None),
+            "max_ts": max(float(e.get("_ts") or 0.0) for _, e in group),
+            "deployment_id": next((e["deployment_id"] for _, e in reversed(group) if e.get("deployment_id")), None),
+            "tenant_id": next((e["tenant_id"] for _, e in reversed(group) if e.get("tenant_id")), None),
         })
     return partials, ignored
 
