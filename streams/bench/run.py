@@ -148,6 +148,8 @@ class Bench:
                 "deadlettered": sum(int(s["counters"].get("deadlettered", 0)) for s in stats),
                 "detections": sum(int(s["counters"].get("detections", 0)) for s in stats),
                 "rules": stats[0]["core"].get("rules"), "detectors": stats[0]["core"].get("detectors"),
+                # where each worker's time went (seconds per stage), and how busy its ClickHouse thread was
+                "stages": [{**(s.get("stages") or {}), "sink_busy_s": s.get("sink", {}).get("busy_s")} for s in stats],
             }
             if latency:
                 result["latency"] = asyncio.run(self.live_latency(bootstrap, prefix, n))
@@ -368,7 +370,8 @@ def report(opts: BenchOptions, n_events: int, ceiling: dict[str, Any], ceiling_s
                         "state_probe": state["peak_rss_mb"]},
         "workers": {n: {"eps_total": r["eps_total"], "eps_per_worker": r["eps_per_worker"], "stored": r["stored"],
                         "stored_per_worker": r["stored_per_worker"], "wall_eps_total": r["wall_eps_total"],
-                        "per_worker": r["per_worker"], "rate_from": r.get("rate_from"), "cpu_eps": r.get("cpu_eps")}
+                        "per_worker": r["per_worker"], "rate_from": r.get("rate_from"), "cpu_eps": r.get("cpu_eps"),
+                        "stages": r.get("stages")}
                     for n, r in runs.items()},
         "overseer_single_message_eps": single["eps_per_worker"] if single else None,
         "ratio_vs_baseline_single_message": round(single["eps_per_worker"] / baseline["eps"], 2)

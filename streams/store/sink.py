@@ -79,6 +79,7 @@ class SinkStats:
     replayed_skipped: int = 0
     failing_since: float | None = None
     last_error: str | None = None
+    busy_s: float = 0.0  # time the ClickHouse thread spent working: near the wall time = the store is the bottleneck
 
     @property
     def failing_for_s(self) -> float:
@@ -87,7 +88,7 @@ class SinkStats:
     def as_dict(self) -> dict[str, Any]:
         return {"rows": dict(self.rows), "inserts": self.inserts, "retries": self.retries,
                 "replayed_skipped": self.replayed_skipped, "failing_for_s": self.failing_for_s,
-                "last_error": self.last_error}
+                "last_error": self.last_error, "busy_s": round(self.busy_s, 3)}
 
 
 class ClickHouseSink:
@@ -125,14 +126,23 @@ class ClickHouseSink:
                 raise UnstorableData(f"ClickHouse rejected the rows: {str(exc)[:400]}") from exc
             raise
 
+    def _timed(self, fn: Callable[[], T]) -> Callable[[], T]:
+        def timed() -> T:
+            t = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.stats.busy_s += time.perf_counter() - t
+        return timed
+
     def call(self, fn: Callable[[Client], Any]) -> Any:
         """Run ``fn(client)`` on the ClickHouse thread (blocking caller)."""
-        return self._executor.submit(lambda: fn(self._get())).result()
+        return self._executor.submit(self._timed(lambda: fn(self._get()))).result()
 
     async def run(self, fn: Callable[[Client], Any]) -> Any:
         """Run ``fn(client)`` on the ClickHouse thread without blocking the loop (once, no retry)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._get()))
+        return await loop.run_in_executor(self._executor, self._timed(lambda: fn(self._get())))
 
     # -- async API --------------------------------------------------------------
     async def _retrying(self, what: str, fn: Callable[[], T], *, data_errors_raise: bool = False) -> T:
@@ -143,7 +153,7 @@ class ClickHouseSink:
         attempt = 0
         while True:
             try:
-                result = await loop.run_in_executor(self._executor, fn)
+                result = await loop.run_in_executor(self._executor, self._timed(fn))
                 break
             except Exception as exc:  # ClickHouse down, network, server errors: retry, never drop
                 if data_errors_raise and isinstance(exc, UnstorableData):
