@@ -32,6 +32,8 @@ def test_bench_runs_every_phase_and_prints_one_json_object(kafka_bootstrap: str,
     assert set(result["workers"]) == {"1", "2"}
     for run in result["workers"].values():
         assert run["eps_total"] > 0 and run["stored"] >= result["events"]
+        for stages in run["stages"]:  # where each worker's time went, and how busy its ClickHouse thread was
+            assert stages["seconds"]["rules"] > 0 and stages["sink_busy_s"] > 0
     assert len(result["workers"]["2"]["stored_per_worker"]) == 2 and all(result["workers"]["2"]["stored_per_worker"])
     assert result["every_event_stored"] and result["deadlettered"] == 0
     assert result["rules"] > 0 and result["detectors"] > 0  # the built-in packs were loaded
