@@ -543,7 +543,8 @@ class WorkerRuntime:
         if not detections:
             return
         wall = time.time()
-        kts = {e["event_id"]: e["_kts"] for e in events if "_kts" in e}
+        cited = {i for d in detections for i in d.event_ids}  # a few ids; the batch has thousands of events
+        kts = {e["event_id"]: e["_kts"] for e in events if e["event_id"] in cited and "_kts" in e}
         for d in detections:
             stamps = [kts[i] for i in d.event_ids if i in kts]
             if stamps:
