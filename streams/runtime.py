@@ -195,6 +195,9 @@ class WorkerRuntime:
         self._sink_alerted = False
         self._lag_probe: LagProbe | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        # detect batches prepared (their rule state already in the engines) but not yet committed: while any
+        # are, rule state may only be checkpointed by the commits themselves, in order (see tick)
+        self.uncommitted = 0
         self.max_event_ts = 0.0
         self.last_event_wall = time.time()
         self.max_partial_ts = 0.0
@@ -289,7 +292,7 @@ class WorkerRuntime:
             self.core = new
         self.counters.add("rules_reloads")
         log.warning("rules reloaded: %s", new.describe())
-        await self.checkpoint(self.rules_state)
+        await self.checkpoint(*self._checkpointable_now())
         return True
 
     async def ensure_state(self, partitions: Any) -> None:
@@ -463,6 +466,7 @@ class WorkerRuntime:
         published.add_done_callback(self._background.discard)
         clock.lap("prepare_rest", t)
         clock.prepared()
+        self.uncommitted += 1
         return PreparedBatch(records, decoded, detections, partials, seq_parts, state_items, published, now,
                              bool(secrets), span)
 
@@ -475,6 +479,7 @@ class WorkerRuntime:
         try:
             await self._commit(batch)
         finally:
+            self.uncommitted -= 1
             batch.span.end()
 
     async def _commit(self, batch: PreparedBatch) -> None:
@@ -599,8 +604,16 @@ class WorkerRuntime:
                         self.health_state.dirty.add(partition)
                         hits += fired
         await self._emit_hits(hits)
-        await self.checkpoint(self.rules_state, self.health_state)
+        await self.checkpoint(*self._checkpointable_now(), self.health_state)
         await self._advance_idle_metrics()
+
+    def _checkpointable_now(self) -> list[PartitionedState[Any]]:
+        """The rule state, unless detect batches are between prepare and commit.
+
+        Their effects are already in the engines; a snapshot taken now and written before their commit
+        would, after a crash, restore state ahead of the committed offsets, and the replay would count
+        those events twice. The partitions stay dirty instead, and the next batch's commit writes them."""
+        return [] if self.uncommitted else [self.rules_state]
 
     async def _advance_idle_metrics(self) -> None:
         """When partials stop arriving, wall-clock time closes the last buckets of the detectors."""
