@@ -48,10 +48,9 @@ own ``producer_id`` to keep them).
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
