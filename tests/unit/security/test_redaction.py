@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.detections import Detection, Scope
-from streams.redaction import MARKER, Redactor
+from streams.pipeline.core import build_core
+from streams.pipeline.decode import Record, decode_safely
+from streams.redaction import MARKER, Redactor, sha256_ref
+from streams.runtime import WorkerRuntime
 from streams.settings import Settings
+from streams.store.client import connect
+from streams.store.migrate import migrate
+from streams.store.sink import ClickHouseSink
 
 
 def test_settings_accept_a_comma_list_or_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -46,3 +56,33 @@ def test_detections_quoting_a_redacted_value_are_scrubbed(secret: str) -> None:
     (clean,) = r.scrub_detections([det], secrets)
     assert secret not in clean.output + clean.title + str(clean.evidence)
     assert clean.output == f"command: {MARKER}!" and clean.evidence["fields"]["n"] == [MARKER, 1]
+
+
+def test_the_store_gets_redacted_copies_and_the_shared_events_stay_intact(chdb_database: tuple[str, str],
+                                                                            tmp_path: Path) -> None:
+    """The fast lane evaluates the same event dicts as the detect agent (one shared decode); redacting them
+    in place before the store would hand a lagging fast lane '[REDACTED]' instead of the event."""
+    dsn, db = chdb_database
+    sink = ClickHouseSink(lambda: connect(dsn, database=db), max_backoff_s=0.05)
+    sink.call(migrate)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", home=tmp_path, redact_fields=["content"])
+    rt = WorkerRuntime(settings, "127.0.0.1:1", build_core(None, allowed_lateness_s=60), sink)
+    rt.checkpoint_topic = None
+
+    async def publish(topic: str, items: list[Any]) -> None:
+        return None
+
+    rt.publish = publish  # type: ignore[method-assign]
+    event = {"event_id": "r1", "event_type": "inference", "ts": datetime.now(UTC).isoformat(),
+             "content": "my secret prompt"}
+    records = [Record("overseer.events.v1", 0, 3, None, orjson.dumps(event))]
+    decoded = decode_safely(records, max_message_bytes=10**6)
+
+    async def scenario() -> None:
+        await rt.commit(await rt.prepare(records, decoded))
+
+    asyncio.run(scenario())
+    assert decoded.events[0]["content"] == "my secret prompt"  # what the fast lane may still evaluate
+    stored = sink.call(lambda c: c.query("SELECT content, content_hash FROM events").result_rows)
+    assert stored == [("[REDACTED]", sha256_ref("my secret prompt"))]
+    sink.close()
