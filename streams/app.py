@@ -22,6 +22,7 @@ import collections
 import contextlib
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -42,6 +43,23 @@ log = logging.getLogger(__name__)
 READ_ONLY_PREFIXES = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
 
+def faust_datadir(home: Path, app_id: str) -> str:
+    """Where Faust keeps its per-app directories: under the worker's home, not the current directory.
+
+    Faust's default is ``{app_id}-data`` in the working directory, so every worker, test and bench
+    run left a directory wherever it was started. Faust formats the path (``{conf.name}``), hence the
+    escaped braces.
+
+    >>> import tempfile
+    >>> home = Path(tempfile.mkdtemp())
+    >>> faust_datadir(home, "overseer") == f"{home}/faust/overseer", (home / "faust").is_dir()
+    (True, True)
+    """
+    path = home / "faust" / app_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path).replace("{", "{{").replace("}", "}}")
+
+
 def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faust.App:
     """Build the app. ``runtime_factory(app) -> WorkerRuntime`` runs at worker start-up."""
     brokers = [f"kafka://{b}" for b in bootstrap.split(",")]
@@ -49,6 +67,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         settings.app_id,
         broker=brokers,
         store="memory://",
+        datadir=faust_datadir(settings.home, settings.app_id),
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=settings.topic_partitions,
