@@ -315,6 +315,12 @@ class Bench:
         ceiling_single = self.module_json("streams.bench.ceiling", "--bootstrap", bootstrap, "--topic",
                                           single_topic, "--expect", str(base_n), name="ceiling", timeout=timeout)
         self.say(f"    {ceiling['eps']:.0f} events/s (batched), {ceiling_single['eps']:.0f} (one per message)")
+        self.say("storage floor: ClickHouse's CPU per stored event, in-process …")
+        floor = self.module_json("streams.bench.store_floor", "--json", "--events", str(min(n_events, 100_000)),
+                                 "--batch-size", str(opts.batch_size), "--cores", str(os.cpu_count() or 1),
+                                 "--ceiling-eps", str(ceiling["eps"]), name="storage floor", timeout=timeout)
+        self.say(f"    {floor['store']['cpu_us_per_event']:.1f} µs per event stored: with only the ceiling's work "
+                 f"and the store, (c)/(a) ≤ {floor['max_ratio_vs_ceiling']:.0%} on {floor['cores']} cores")
         self.say("(b) baseline: per-event Faust agent + windowed table …")
         baseline = self.baseline(bootstrap, single_topic, base_n, workdir)
         self.say(f"    {baseline['eps']:.0f} events/s")
@@ -335,7 +341,8 @@ class Bench:
         for name, st in state.items():
             self.say(f"    {name}: {st['state_bytes_per_key']:.0f} bytes per key traced, "
                      f"{st['rss_bytes_per_key']:.0f} RSS growth, {st['snapshot_bytes_per_key']:.0f} in a snapshot")
-        return report(opts, n_events, ceiling, ceiling_single, baseline, runs, state)
+        return {**report(opts, n_events, ceiling, ceiling_single, baseline, runs, state),
+                "storage_floor": floor, "ratio_vs_ceiling_storage_bound": floor["max_ratio_vs_ceiling"]}
 
     async def _produce_all(self, bootstrap: str, tag: str, events: list[dict[str, Any]], base_n: int,
                            single_topic: str) -> None:

@@ -27,6 +27,12 @@ def render(console: Console, r: dict[str, Any]) -> None:
     t = r["targets"]
     console.print(f"(c)/(b) = {r['ratio_vs_baseline']:.1f}× (target ≥ 10×: {ok[t['overseer_10x_baseline']]}); "
                   f"(c)/(a) = {r['ratio_vs_ceiling']:.0%} (target ≥ 50%: {ok[t['overseer_half_of_ceiling']]})")
+    floor = r.get("storage_floor")
+    if floor:
+        console.print(f"storage floor: ClickHouse spends {floor['store']['cpu_us_per_event']:.1f} µs of CPU per event "
+                      f"stored, {floor['store_vs_ceiling']:.1f}× the ceiling's {floor['ceiling_us_per_event']:.1f} µs: "
+                      f"even with nothing else to do, (c)/(a) ≤ {r['ratio_vs_ceiling_storage_bound']:.0%} "
+                      f"on {floor['cores']} cores")
     if r.get("ratio_vs_baseline_cpu") is not None:
         cpu = r["cpu_eps"]
         console.print(f"per CPU-second: ceiling {cpu['ceiling']:,.0f}, baseline {cpu['baseline']:,.0f}, overseer "

@@ -36,6 +36,9 @@ def test_bench_runs_every_phase_and_prints_one_json_object(kafka_bootstrap: str,
             assert stages["seconds"]["rules"] > 0 and stages["sink_busy_s"] > 0
     assert len(result["workers"]["2"]["stored_per_worker"]) == 2 and all(result["workers"]["2"]["stored_per_worker"])
     assert result["every_event_stored"] and result["deadlettered"] == 0
+    floor = result["storage_floor"]  # what storing an event costs ClickHouse, and the (c)/(a) it allows
+    assert floor["store"]["cpu_us_per_event"] > 0 and 0 < result["ratio_vs_ceiling_storage_bound"] < 2
+    assert abs(floor["ceiling_us_per_event"] - 1e6 / result["ceiling_eps"]) < 0.01  # against this run's (a)
     assert result["rules"] > 0 and result["detectors"] > 0  # the built-in packs were loaded
     assert result["latency_samples"] > 0
     assert result["overseer_single_message_eps"] > 0  # the baseline's framing through Overseer too
