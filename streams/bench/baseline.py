@@ -34,7 +34,8 @@ from streams.pipeline.decode import event_to_dict
 
 def build_app(bootstrap: str, topic: str, app_id: str, partitions: int, expect: int, out: Path) -> faust.App:
     app = faust.App(app_id, broker=[f"kafka://{b}" for b in bootstrap.split(",")], store="memory://",
-                    datadir=faust_datadir(out.parent, app_id), topic_partitions=partitions, topic_replication_factor=1, web_enabled=False,
+                    datadir=faust_datadir(out.parent, app_id), topic_partitions=partitions,
+                    topic_replication_factor=1, web_enabled=False,
                     consumer_auto_offset_reset="earliest", table_standby_replicas=0, stream_wait_empty=False)
     source = app.topic(topic, key_serializer="raw", value_serializer="json", internal=False)
     counts = app.Table("run-counts", default=int, partitions=partitions).tumbling(60.0, expires=3600.0)
