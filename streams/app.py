@@ -4,7 +4,7 @@ Agents only move records; the work happens in `streams.runtime`.
 
 - ``detect``  — events topic, batch-first (``take_events``): a batch is
   decoded and evaluated, its detections published, then stored while the
-  next batch is evaluated (one batch in flight); it is acked only after
+  next batches are evaluated (up to ``commits_in_flight``); it is acked only after
   ClickHouse and Kafka acknowledged, so offsets commit after the sink.
 - ``fleet``   — partial aggregates, repartitioned by metric key: merges them
   and runs the statistical detectors (fleet-level, never raw events).
@@ -41,6 +41,11 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 READ_ONLY_PREFIXES = ("select", "with", "show", "describe", "desc", "explain", "exists")
+
+
+def _records(batch: list[faust.EventT]) -> list[Record]:
+    return [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
+                   e.message.timestamp) for e in batch]
 
 
 def faust_datadir(home: Path, app_id: str) -> str:
@@ -151,8 +156,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
                 runtime = await started()
                 for event in batch:
                     event.message.incref()
-                records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                  e.message.value, e.message.timestamp) for e in batch]
+                records = _records(batch)
                 prepared = await runtime.prepare(records, shared.decode([e.message for e in batch], records))
                 previous = in_flight[-1][0] if in_flight else None
                 in_flight.append((asyncio.ensure_future(commit_then_ack(runtime, prepared, list(batch), previous)),
@@ -178,8 +182,7 @@ def create_app(settings: Settings, bootstrap: str, runtime_factory: Any) -> faus
         async def fastlane(stream: faust.StreamT) -> None:
             """Critical single-event rules on each batch as it arrives (see WorkerRuntime.fastlane)."""
             async for batch in stream.take_events(settings.batch_max, within=settings.fastlane_within_s):
-                records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                  e.message.value, e.message.timestamp) for e in batch]
+                records = _records(batch)
                 await (await started()).fastlane(records, shared.decode([e.message for e in batch], records))
 
     @app.agent(partials, name="fleet")

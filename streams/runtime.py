@@ -417,9 +417,9 @@ class WorkerRuntime:
     async def prepare(self, records: list[Record], decoded: Decoded | None = None) -> PreparedBatch:
         """Decode, evaluate and publish the batch's detections: everything but storing it.
 
-        The worker's detect agent overlaps this with the previous batch's :meth:`commit` (one batch
-        in flight), so ClickHouse parsing the last batch on its thread no longer stalls the rules on
-        this one, and a breach reaches the policy agent without waiting for any store.
+        The worker's detect agent overlaps this with the earlier batches' :meth:`commit` (up to
+        ``commits_in_flight`` of them), so ClickHouse parsing those on its thread does not stall the
+        rules on this one, and a breach reaches the policy agent without waiting for any store.
         Detections go out first: a crash before the commit replays the batch, and the replayed
         detections carry the same ids, so policies never act twice."""
         clock = self.stages
@@ -671,7 +671,7 @@ class WorkerRuntime:
         now = time.time()
         if now - max(self.created_wall, self.last_progress_wall) < limit:
             return None
-        lag = sum(v for (t, _), v in self.telemetry._lag.items() if t == self.topics["events"])
+        lag = self.telemetry.topic_lag(self.topics["events"])
         if lag <= 0:
             return None
         return (f"{lag} events are waiting on {self.topics['events']} but no batch finished for "

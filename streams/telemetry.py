@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -65,16 +64,11 @@ class Telemetry:
         self._lag: dict[tuple[str, int], int] = {}
         meter.create_observable_gauge("overseer.consumer.lag", callbacks=[self._observe_lag], unit="{message}")
 
-    @contextmanager
-    def batch_span(self, name: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> Iterator[Any]:
-        """A span per batch, linked to the offsets it covers (topic/partition: first-last)."""
-        attrs = {f"messaging.kafka.offsets.{t}.{p}": f"{a}-{b}" for (t, p), (a, b) in offsets.items()}
-        with self.tracer.start_as_current_span(name, attributes=attrs) as span:
-            yield span
-
     def start_batch_span(self, name: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> Any:
-        """:meth:`batch_span` for a batch whose work spans two coroutines (prepare, then commit):
-        the caller ends it."""
+        """A span per batch, linked to the offsets it covers (topic/partition: first-last).
+
+        Started, not entered: a detect batch's work spans two coroutines (prepare, then commit), and
+        the caller ends the span."""
         attrs = {f"messaging.kafka.offsets.{t}.{p}": f"{a}-{b}" for (t, p), (a, b) in offsets.items()}
         return self.tracer.start_span(name, attributes=attrs)
 
@@ -108,6 +102,10 @@ class Telemetry:
 
     def consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag[(topic, partition)] = lag
+
+    def topic_lag(self, topic: str) -> int:
+        """Records waiting on ``topic`` over all its partitions, as last polled."""
+        return sum(lag for (t, _), lag in self._lag.items() if t == topic)
 
     def lag_by_partition(self) -> dict[str, int]:
         return {f"{t}/{p}": lag for (t, p), lag in sorted(self._lag.items())}

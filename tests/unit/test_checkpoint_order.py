@@ -73,3 +73,4 @@ def test_tick_leaves_rule_state_to_the_commits_while_a_batch_is_uncommitted(tmp_
         assert not rt.rules_state.dirty
 
     asyncio.run(scenario())
+

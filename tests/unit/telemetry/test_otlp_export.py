@@ -69,8 +69,9 @@ def receiver() -> Iterator[Receiver]:
 def test_traces_and_metrics_arrive_as_otlp_protobuf(receiver: Receiver) -> None:
     settings = Settings(kafka_bootstrap="x:1", otlp_endpoint=f"http://127.0.0.1:{receiver.port}")
     tel = Telemetry("overseer-worker-test", otlp_endpoint=settings.otlp_endpoint)
-    with tel.batch_span("detect.batch", {("overseer.events.v1", 3): (100, 199)}) as span:
-        span.set_attribute("overseer.messages", 100)
+    span = tel.start_batch_span("detect.batch", {("overseer.events.v1", 3): (100, 199)})
+    span.set_attribute("overseer.messages", 100)
+    span.end()
     tel.events_in(250)
     tel.deadlettered(["malformed_json", "oversized"])
     tel.command("pause", "enforce")
@@ -105,8 +106,8 @@ def test_traces_and_metrics_arrive_as_otlp_protobuf(receiver: Receiver) -> None:
 def test_nothing_is_exported_unless_configured(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     tel = Telemetry(otlp_endpoint=None)
-    with tel.batch_span("detect.batch", {}):
-        tel.events_in(1)
+    tel.start_batch_span("detect.batch", {}).end()
+    tel.events_in(1)
     tel.shutdown()
     assert receiver.requests == []
 
